@@ -1,0 +1,53 @@
+# tfprune: `make demo` and `make test` work on a fresh Debian machine.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+FMNIST  := /usr/share/datasets/fashion-mnist
+# Keep the 2-core CI machine responsive: TF's own thread pools.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup data demo test test-tf test-jax test-slow bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,jax]'
+	touch $(STAMP)
+
+setup: $(STAMP) data
+
+# Real Fashion-MNIST from Debian's dataset-fashion-mnist (installed when
+# missing and we are root with apt); tfprune also reads the Keras cache.
+data:
+	@if [ ! -f $(FMNIST)/train-images-idx3-ubyte.gz ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	     (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)); \
+	  else \
+	    echo "note: $(FMNIST) missing and apt unavailable; tfprune will try the Keras cache"; \
+	  fi; \
+	fi
+
+demo: setup
+	$(VENV)/bin/tfprune prune --model lenet5 --data fashion_mnist --method magnitude \
+	  --sparsity 0.9 --out runs/demo
+
+test: test-tf test-jax
+
+test-tf: setup
+	$(PY) -m pytest -q
+
+# The backend-agnostic core again under JAX (TF-only tests are skipped).
+test-jax: setup
+	KERAS_BACKEND=jax $(PY) -m pytest -q -m "not slow and not tf_only"
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+bench: setup
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/magnitude_vs_tfmot.py
+
+clean:
+	rm -rf $(VENV) runs *.egg-info
