@@ -68,7 +68,7 @@ PRUNABLE_LAYERS = (
     ),
     (
         _layer_classes("DepthwiseConv1D", "DepthwiseConv2D"),
-        (KernelSpec("depthwise_kernel", "depthwise", None, "bias"),),
+        (KernelSpec("kernel", "depthwise", None, "bias"),),
     ),
     (
         _layer_classes("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"),

@@ -1,0 +1,69 @@
+"""Shared test set-up.
+
+Under the TensorFlow backend the CPU is split into two logical devices before
+TensorFlow initialises, so `tf.distribute.MirroredStrategy` tests can run with
+two replicas on a CPU-only machine. Tests marked `tf_only` are skipped on
+other backends.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+BACKEND = keras.backend.backend()
+
+if BACKEND == "tensorflow":
+    import tensorflow as tf
+
+    _cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+        )
+    except RuntimeError:  # Already initialised (e.g. imported by a plugin).
+        pass
+
+
+def pytest_collection_modifyitems(config, items):
+    if BACKEND == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"needs the TensorFlow backend (running {BACKEND})")
+    for item in items:
+        if "tf_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(0)
+    yield
+
+
+def small_convnet(name="net"):
+    """Conv → Conv → Flatten → Dense → Dense on 12×12×1 inputs."""
+    inputs = keras.Input((12, 12, 1))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(16, 3, activation="relu", name="conv2")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(32, activation="relu", name="fc1")(x)
+    outputs = keras.layers.Dense(4, name="fc2")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def toy_data(n=256, seed=0):
+    """A learnable 4-class problem on 12×12 images."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    x = rng.normal(0, 0.3, (n, 12, 12, 1)).astype("float32")
+    for c in range(4):
+        r, col = divmod(c, 2)
+        x[y == c, r * 6 : r * 6 + 6, col * 6 : col * 6 + 6, 0] += 1.0
+    return x, y.astype("int32")
+
+
+def to_numpy(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
