@@ -1,0 +1,114 @@
+import gzip
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfprune import cli
+
+pytestmark = pytest.mark.tf_only  # The CLI trains on tf.data and exports SavedModels.
+
+
+def _write_idx(path, array):
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def idx_dir(tmp_path_factory):
+    """A tiny learnable Fashion-MNIST stand-in in IDX format."""
+    directory = tmp_path_factory.mktemp("idx")
+    rng = np.random.default_rng(0)
+    for split, prefix, n in (("train", "train", 512), ("test", "t10k", 128)):
+        labels = rng.integers(0, 10, n)
+        images = rng.integers(0, 60, (n, 28, 28))
+        for c in range(10):
+            images[labels == c, c * 2 : c * 2 + 6, 4:24] = 250
+        _write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", images)
+        _write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return str(directory)
+
+
+def test_prune_end_to_end_writes_every_output(idx_dir, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    code = cli.main([
+        "prune", "--model", "lenet5", "--data", "fashion_mnist", "--data-dir", idx_dir,
+        "--method", "magnitude", "--sparsity", "0.9", "--out", out, "--dense-epochs", "1",
+        "--prune-epochs", "2", "--retrain-epochs", "1", "--batch-size", "64", "--verbose", "0",
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "conv1" in printed and "total" in printed and "dense accuracy" in printed
+    for name in ("model.keras", "saved_model", "saved_model.tflite", "training.png", "logs", "results.json", "history.json"):
+        assert os.path.exists(os.path.join(out, name)), name
+    with open(os.path.join(out, "results.json")) as f:
+        results = json.load(f)
+    assert results["summary"]["total_params"] == 431_080
+    assert results["summary"]["total_macs"] == 2_293_000
+    assert abs(results["summary"]["sparsity"] - 0.9) < 1e-3
+    assert results["dense_accuracy"] > 0.5 and results["retrained_accuracy"] > 0.5
+    with open(os.path.join(out, "training.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tfprune")]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "resnet999"], "unknown --model 'resnet999'"),
+        (["--method", "obd"], "unknown --method 'obd'"),
+        (["--data", "imagenet"], "unknown --data"),
+        (["--sparsity", "1.5"], r"--sparsity must lie in \[0, 1\)"),
+        (["--sparsity", "abc"], "invalid float value"),
+        (["--granularity", "blocks"], "unknown granularity"),
+        (["--prune-epochs", "0"], "--prune-epochs must be >= 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert cli.main(["prune", "--out", out] + args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tfprune: error:") and len(err.splitlines()) == 1
+    import re
+
+    assert re.search(message, err), err
+    assert not os.path.exists(out)
+
+
+def test_unwritable_or_existing_out(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cli.main(["prune", "--out", str(blocker / "run")]) == 2
+    assert "not writable" in capsys.readouterr().err
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    assert cli.main(["prune", "--out", str(existing)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_failure_mid_run_leaves_nothing_half_written(idx_dir, tmp_path, monkeypatch):
+    import tfprune
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(tfprune, "wrap", boom)
+    out = str(tmp_path / "run")
+    with pytest.raises(RuntimeError, match="boom"):
+        cli.main(["prune", "--data-dir", idx_dir, "--out", out, "--dense-epochs", "0", "--verbose", "0"])
+    assert os.listdir(tmp_path) == []
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfprune.cli", "prune", "--out", str(tmp_path / "x"), "--sparsity", "2"],
+        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("tfprune: error: --sparsity")
