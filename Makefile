@@ -31,7 +31,7 @@ data:
 
 demo: setup
 	$(VENV)/bin/tfprune prune --model lenet5 --data fashion_mnist --method magnitude \
-	  --sparsity 0.9 --out runs/demo
+	  --sparsity 0.9 --out runs/demo --overwrite
 
 test: test-tf test-jax
 
