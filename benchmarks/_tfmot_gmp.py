@@ -5,7 +5,11 @@ with tf_keras and importing it switches the process to Keras 2, so it must
 never share a process with tfprune (Keras 3). Reads the data and the dense
 starting weights from an .npz, writes a JSON of results.
 
-Usage: python _tfmot_gmp.py INPUT.npz OUTPUT.json SPARSITY EPOCHS BATCH FREQUENCY
+Usage: python _tfmot_gmp.py INPUT.npz OUTPUT.json SPARSITY EPOCHS BATCH FREQUENCY [RETRAIN_EPOCHS [DENSE_TIMING]]
+
+The schedule ramps over all but the last of EPOCHS; RETRAIN_EPOCHS more epochs
+follow with the masks fixed (the schedule has ended). DENSE_TIMING=0 skips the
+dense epochs that time the overhead ratio.
 """
 
 import json
@@ -55,6 +59,8 @@ def compile_(model):
 def main():
     data_path, out_path = sys.argv[1], sys.argv[2]
     sparsity, epochs, batch, frequency = float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+    retrain = int(sys.argv[7]) if len(sys.argv) > 7 else 0
+    dense_timing = int(sys.argv[8]) if len(sys.argv) > 8 else 1
     data = np.load(data_path)
     x, y, xt, yt = data["x"], data["y"], data["xt"], data["yt"]
     weights = [data[f"w{i}"] for i in range(int(data["n_weights"]))]
@@ -65,7 +71,9 @@ def main():
     dense.set_weights(weights)
     compile_(dense)
     dense_timer = EpochTimer()
-    dense.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[dense_timer], shuffle=True)
+    dense_timer.times = []
+    if dense_timing:
+        dense.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[dense_timer], shuffle=True)
 
     model = lenet5()
     model.set_weights(weights)
@@ -80,6 +88,11 @@ def main():
         callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), timer],
     )
     accuracy = pruned.evaluate(xt, yt, verbose=0)[1]
+    retrained = None
+    if retrain:
+        pruned.fit(x, y, batch_size=batch, epochs=retrain, verbose=0, shuffle=True,
+                   callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+        retrained = float(pruned.evaluate(xt, yt, verbose=0)[1])
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     kernels = [l.kernel.numpy() for l in stripped.layers if hasattr(l, "kernel")]
     achieved = sum((k == 0).sum() for k in kernels) / sum(k.size for k in kernels)
@@ -87,6 +100,7 @@ def main():
         json.dump(
             {
                 "accuracy": float(accuracy),
+                "retrained_accuracy": retrained,
                 "sparsity": float(achieved),
                 "dense_epoch_seconds": dense_timer.times,
                 "pruned_epoch_seconds": timer.times,

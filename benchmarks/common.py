@@ -3,6 +3,8 @@
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -57,3 +59,30 @@ def write_json(data, path):
         json.dump(data, f, indent=1)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def run_tfmot(dense_weights, data, sparsity, epochs, batch_size, frequency, seed,
+              retrain_epochs=0, dense_timing=True):
+    """TFMOT's prune_low_magnitude on LeNet-5 in a Keras 2 subprocess.
+
+    The schedule is PolynomialDecay(0 → sparsity) over all but the last of
+    `epochs`, every `frequency` steps, from `dense_weights`. Returns the dict
+    that `_tfmot_gmp.py` writes (accuracy, retrained_accuracy, sparsity, epoch
+    times).
+    """
+    import numpy as np
+
+    x, y, xt, yt = data
+    here = os.path.dirname(os.path.abspath(__file__))
+    with tempfile.TemporaryDirectory() as tmp:
+        npz, out = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.json")
+        np.savez(npz, x=x, y=y, xt=xt, yt=yt, seed=seed, n_weights=len(dense_weights),
+                 **{f"w{i}": w for i, w in enumerate(dense_weights)})
+        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        subprocess.run(
+            [sys.executable, os.path.join(here, "_tfmot_gmp.py"), npz, out, str(sparsity), str(epochs),
+             str(batch_size), str(frequency), str(retrain_epochs), str(int(dense_timing))],
+            check=True, env=env,
+        )
+        with open(out) as f:
+            return json.load(f)

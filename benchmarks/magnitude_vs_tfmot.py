@@ -16,9 +16,7 @@ Writes results/magnitude_vs_tfmot.json and .png. Needs `pip install -e .[bench]`
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 
 import keras
 import numpy as np
@@ -45,24 +43,6 @@ def run_tfprune(dense_weights, data, sparsity, args):
     accuracy = wrapped.evaluate(xt, yt, verbose=0, return_dict=True)["accuracy"]
     report = tfprune.summary(tfprune.strip(wrapped))
     return {"accuracy": float(accuracy), "sparsity": report.sparsity, "pruned_epoch_seconds": timer.times}
-
-
-def run_tfmot(dense_weights, data, sparsity, args):
-    x, y, xt, yt = data
-    with tempfile.TemporaryDirectory() as tmp:
-        npz, out = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.json")
-        np.savez(npz, x=x, y=y, xt=xt, yt=yt, seed=args.seed, n_weights=len(dense_weights),
-                 **{f"w{i}": w for i, w in enumerate(dense_weights)})
-        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-        subprocess.run(
-            [sys.executable, os.path.join(HERE, "_tfmot_gmp.py"), npz, out, str(sparsity),
-             str(args.prune_epochs), str(args.batch_size), str(args.frequency)],
-            check=True, env=env,
-        )
-        import json
-
-        with open(out) as f:
-            return json.load(f)
 
 
 def plot(results, path):
@@ -129,7 +109,8 @@ def main(argv=None):
     for sparsity in args.sparsities:
         mine = run_tfprune(weights, data, sparsity, args)
         mine["overhead"] = common.overhead(mine["pruned_epoch_seconds"], timer.times)
-        theirs = run_tfmot(weights, data, sparsity, args)
+        theirs = common.run_tfmot(weights, data, sparsity, args.prune_epochs, args.batch_size,
+                                  args.frequency, args.seed)
         theirs["overhead"] = common.overhead(theirs["pruned_epoch_seconds"], theirs["dense_epoch_seconds"])
         runs.append({"sparsity_target": sparsity, "tfprune": mine, "tfmot": theirs,
                      "accuracy_gap_pt": 100 * (mine["accuracy"] - theirs["accuracy"])})

@@ -112,3 +112,23 @@ def test_console_script_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("tfprune: error: --sparsity")
+
+
+def test_report_and_export_commands(tmp_path, capsys):
+    import keras
+
+    import tfprune
+
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="fc")(keras.layers.Dense(8, name="hidden")(inputs)))
+    pruned = tfprune.strip(tfprune.hard_prune(tfprune.wrap(model, tfprune.Sparsity(0.5))))
+    path = str(tmp_path / "m.keras")
+    pruned.save(path)
+    assert cli.main(["report", path]) == 0
+    out = capsys.readouterr().out
+    assert "hidden" in out and "50.00%" in out
+    assert cli.main(["export", path, str(tmp_path / "sm"), "--tflite"]) == 0
+    assert os.path.exists(tmp_path / "sm" / "saved_model.pb") and os.path.exists(tmp_path / "sm.tflite")
+    assert cli.main(["export", path, str(tmp_path / "sm")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert cli.main(["report", str(tmp_path / "missing.keras")]) == 2
