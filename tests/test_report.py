@@ -7,14 +7,7 @@ from conftest import small_convnet
 
 
 def _lenet():
-    inputs = keras.Input((28, 28, 1))
-    x = keras.layers.Conv2D(20, 5, name="conv1")(inputs)
-    x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Conv2D(50, 5, name="conv2")(x)
-    x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(500, activation="relu", name="fc1")(x)
-    return keras.Model(inputs, keras.layers.Dense(10, name="fc2")(x), name="lenet")
+    return tfprune.models.lenet5()
 
 
 def test_summary_matches_the_lenet5_reference_counts():

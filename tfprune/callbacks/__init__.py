@@ -2,5 +2,8 @@
 
 from tfprune.callbacks.base import PruningCallback
 from tfprune.callbacks.magnitude import MagnitudePruning
+from tfprune.callbacks.admm import ADMM, GeometricRho
+from tfprune.callbacks.slr import SLR
+from tfprune.callbacks.summaries import PruningSummaries
 
-__all__ = ["PruningCallback", "MagnitudePruning"]
+__all__ = ["PruningCallback", "MagnitudePruning", "ADMM", "GeometricRho", "SLR", "PruningSummaries"]

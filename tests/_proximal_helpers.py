@@ -1,0 +1,83 @@
+"""Shared helpers of the ADMM/SLR/regularizer/summaries tests."""
+
+import keras
+import numpy as np
+from keras import ops
+
+import tfprune
+from tfprune import masks as masks_lib
+
+
+def tiny_model(seed=0):
+    """Conv → Dense → Dense; fc1 has 64 inputs, fc2 8 (both divisible by 4)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((6, 6, 1))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(8, activation="relu", name="fc1")(x)
+    outputs = keras.layers.Dense(3, name="fc2")(x)
+    return keras.Model(inputs, outputs)
+
+
+def tiny_data(n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6, 6, 1)).astype("float32")
+    y = rng.integers(0, 3, size=(n,)).astype("int32")
+    return x, y
+
+
+def wrapped(sparsity=None, seed=0, lr=0.05):
+    model = tfprune.wrap(tiny_model(seed), sparsity or tfprune.Sparsity(0.5))
+    model.compile(
+        keras.optimizers.SGD(lr),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def np_(x):
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def topk_project(v, target):
+    """Reference unstructured per-layer Proj_S in numpy."""
+    flat = v.reshape(-1)
+    keep = int(round(flat.size * (1 - target)))
+    out = np.zeros_like(flat)
+    idx = np.argsort(-np.abs(flat), kind="stable")[:keep]
+    out[idx] = flat[idx]
+    return out.reshape(v.shape)
+
+
+def state(wrapper, name):
+    return np_(wrapper.states[name].value)
+
+
+def kernel(wrapper):
+    return np_(wrapper.prunable_weights[0].value)
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Raises at (epoch, batch) to simulate a crash."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.epoch, self.batch, self._epoch = epoch, batch, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._epoch == self.epoch and batch == self.batch:
+            raise RuntimeError("interrupted")
+
+
+def in_sparsity_set(wrappers, zs):
+    """True if Proj_S(Z) == Z for every wrapper (Z already in S)."""
+    values = [[ops.convert_to_tensor(z) for z in zz] for zz in zs]
+    projected = masks_lib.compute_masks(wrappers, values)
+    return all(
+        np.array_equal(np.asarray(z) * np_(m), np.asarray(z))
+        for zz, ms in zip(zs, projected)
+        for z, m in zip(zz, ms)
+    )
