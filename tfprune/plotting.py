@@ -40,7 +40,7 @@ def plot_run(phases, path, title=None):
             series[key] += list(zip(range(start + 1, start + epochs + 1), values))
         if index % 2:
             acc_ax.axvspan(start + 0.5, start + epochs + 0.5, color="0.95", zorder=0)
-        acc_ax.annotate(name, (start + 0.6, 0.03), xycoords=("data", "axes fraction"), color="dimgrey")
+        acc_ax.annotate(name, (start + 0.6, 0.95), xycoords=("data", "axes fraction"), color="dimgrey")
         start += epochs
 
     def plot(ax, key, label, **style):
@@ -52,7 +52,7 @@ def plot_run(phases, path, title=None):
     plot(acc_ax, "val_accuracy", "validation accuracy", marker="o", ls="--", color="tab:orange")
     plot(sp_ax, "sparsity", "sparsity", marker=".", ls=":", color="tab:grey")
     lines = acc_ax.get_lines() + sp_ax.get_lines()
-    acc_ax.legend(lines, [l.get_label() for l in lines], loc="best", fontsize=8)
+    acc_ax.legend(lines, [l.get_label() for l in lines], loc="lower right", fontsize=8)
     acc_ax.set_xlabel("epoch")
     acc_ax.set_ylabel("accuracy")
     sp_ax.set_ylabel("sparsity")
