@@ -155,6 +155,11 @@ def hard_prune(model):
     pruned weights are set to exactly zero. Training afterwards (masked
     retraining) keeps them at zero: their gradient is masked.
 
+    With channel granularity on a functional/Sequential model, channels that
+    must go together (residual adds, concatenations, BatchNormalization) are
+    ranked and pruned as one group, and the BN parameters of pruned groups
+    are zeroed, so that `tfprune.shrink` removes them (tfprune/coupling.py).
+
     Args:
         model: a wrapped model.
 
@@ -171,13 +176,50 @@ def hard_prune(model):
     wrappers = wrappers_of(model, "tfprune.hard_prune")
     values = [w.effective_weights() for w in wrappers]
     new_masks = masks_lib.compute_masks(wrappers, values)
+    coupled = _channel_coupling(model, wrappers)
+    if coupled:
+        # Channel groups (residual adds, concatenations, BN) prune together
+        # so that tfprune.shrink can remove them; see tfprune/coupling.py.
+        new_masks = coupled.coupled_channel_masks(model, wrappers, values, new_masks)
     masks_lib.assign_masks(wrappers, new_masks)
     for w, ms in zip(wrappers, new_masks):
         for var, m in zip(w.prunable_weights, ms):
             var.assign(var.value * m)
+            _mask_optimizer_slots(model, var, m)
         w.mask_updater = None
+    if coupled:
+        coupled.zero_pruned_normalization(model)
     reset_compiled_functions(model)
     return model
+
+
+def _mask_optimizer_slots(model, variable, mask):
+    """Zeros the optimizer's slots (momentum, Adam moments) of pruned weights.
+
+    Pruned weights get zero gradient; with their slots zeroed too, optimizers
+    such as SGD with momentum and Adam leave them at exactly zero. Keras names
+    a slot `<variable path with '/' as '_'>_<slot name>`.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not getattr(optimizer, "built", False):
+        return
+    prefix = variable.path.replace("/", "_") + "_"
+    for slot in optimizer.variables:
+        if slot.name.startswith(prefix) and tuple(slot.shape) == tuple(variable.shape):
+            slot.assign(slot.value * keras.ops.cast(mask, slot.dtype))
+
+
+def _channel_coupling(model, wrappers):
+    """The coupling module for a channel-granularity graph model, else `None`."""
+    from tfprune import graph as graph_lib
+
+    if not any(w.kind == "channel" for w in wrappers):
+        return None
+    if not isinstance(model, keras.Model) or graph_lib.functional_of(model) is None:
+        return None
+    from tfprune import coupling
+
+    return coupling
 
 
 def strip(model):
