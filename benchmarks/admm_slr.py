@@ -15,7 +15,7 @@ this process (first epoch left out: it traces).
 Writes results/admm_slr.json and .png (accuracy vs compression, retrain-free
 dashed and retrained solid, per method).
 
-    python benchmarks/admm_slr.py            # full: ~12 min on 2 quiet cores
+    python benchmarks/admm_slr.py            # full: ~8 min on 2 quiet cores
     python benchmarks/admm_slr.py --quick    # 5k examples, 1 epoch each
 """
 
@@ -118,8 +118,8 @@ def plot(results, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dense-epochs", type=int, default=3)
-    parser.add_argument("--method-epochs", type=int, default=4)
-    parser.add_argument("--retrain-epochs", type=int, default=2)
+    parser.add_argument("--method-epochs", type=int, default=3)
+    parser.add_argument("--retrain-epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--frequency", type=int, default=100, help="GMP mask update frequency")
     parser.add_argument("--admm-rho", type=float, default=1e-2)

@@ -1,0 +1,39 @@
+"""The dense-baseline examples run end to end with --smoke."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+import tfprune
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def load_example(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(EXAMPLES, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.tf_only
+@pytest.mark.parametrize(
+    "name,model",
+    [
+        ("train_lenet5", "lenet5"),
+        pytest.param("train_resnet18_cifar10", "resnet18_cifar", marks=pytest.mark.slow),
+        pytest.param("train_vgg16_cifar10", "vgg16_cifar", marks=pytest.mark.slow),
+    ],
+)
+def test_example_smoke(name, model, tmp_path):
+    results = load_example(name).main(["--smoke", "--out", str(tmp_path)])
+    assert results["epochs"] == 1
+    assert 0.0 <= results["test_accuracy"] <= 1.0
+    with open(tmp_path / "results.json") as f:
+        assert json.load(f)["test_accuracy"] == results["test_accuracy"]
+    # The saved weights load back through the zoo builder's `weights=`.
+    build = getattr(tfprune.models, model)
+    kwargs = {} if model == "lenet5" else {"width_multiplier": results["width_multiplier"]}
+    build(weights=results["weights"], **kwargs)

@@ -1,0 +1,19 @@
+"""Input pipelines: MNIST-family IDX files, CIFAR-10 and ImageNet via tfds.
+
+All loaders read local data only; none downloads. TensorFlow (tf.data) and
+tensorflow-datasets are imported when a pipeline is built, not when this
+package is imported. The augmentation ops live in `tfprune.data.augment`.
+"""
+
+from tfprune.data.cifar import cifar10
+from tfprune.data.imagenet import imagenet
+from tfprune.data.mnist import fashion_mnist, load_idx, mnist, read_idx
+
+__all__ = [
+    "fashion_mnist",
+    "mnist",
+    "load_idx",
+    "read_idx",
+    "cifar10",
+    "imagenet",
+]

@@ -1,0 +1,37 @@
+"""The model zoo: the networks the pruning papers report on.
+
+Every builder returns a functional `keras.Model` with stable layer names and
+logits outputs, takes `num_classes`, `input_shape` and (where it makes
+sense) `width_multiplier`, and accepts `weights=` as a local file path only
+(nothing is ever downloaded). See docs/models.md for parameter and MAC
+counts and sources.
+"""
+
+from tfprune.models.alexnet import LocalResponseNormalization, alexnet
+from tfprune.models.lenet import lenet5
+from tfprune.models.mobilenet import mobilenet_v2, mobilenet_v2_cifar
+from tfprune.models.resnet import (
+    resnet18,
+    resnet18_cifar,
+    resnet18_stage_convs,
+    resnet50,
+    resnet50_cifar,
+    resnet_stage_convs,
+)
+from tfprune.models.vgg import vgg16, vgg16_cifar
+
+__all__ = [
+    "lenet5",
+    "alexnet",
+    "vgg16",
+    "vgg16_cifar",
+    "resnet18",
+    "resnet18_cifar",
+    "resnet50",
+    "resnet50_cifar",
+    "mobilenet_v2",
+    "mobilenet_v2_cifar",
+    "resnet_stage_convs",
+    "resnet18_stage_convs",
+    "LocalResponseNormalization",
+]
