@@ -129,7 +129,7 @@ def run_tapering(dense, budget, train, test, args):
                      verbose=0, callbacks=[cb])
     small = tfprune.shrink(tfprune.tapering.finalize(gated))
     before = evaluate(small, test)
-    return small, before, {k: [float(v) for v in hist.history[k]]
+    return small, before, {"history_" + k: [float(v) for v in hist.history[k]]
                            for k in ("budget", "macs_fraction", "lambda", "taper_rate")}
 
 

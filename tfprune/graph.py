@@ -49,6 +49,7 @@ import numpy as np
 import keras
 from keras import ops
 
+from tfprune.layers.gates import ChannelGate
 from tfprune.wrappers import PruneWrapper
 
 
@@ -96,6 +97,8 @@ PASS_THROUGH = _classes(
     "UpSampling2D",
     "UpSampling3D",
 )
+# tfprune's ChannelGate scales channel c by its gate: it carries channels.
+PASS_THROUGH = PASS_THROUGH + (ChannelGate,)
 MERGE_ALL_ZERO = _classes("Add", "Subtract", "Average", "Maximum", "Minimum")
 MERGE_ANY_ZERO = _classes("Multiply")
 CONCATENATE = _classes("Concatenate")

@@ -48,7 +48,10 @@ def wrap(model, sparsity):
 
     Args:
         model: a built Sequential or functional `keras.Model`.
-        sparsity: a `tfprune.Sparsity` saying what to prune.
+        sparsity: a `tfprune.Sparsity` saying what to prune, or a
+            `tfprune.Budget` to insert channel gates for budget tapering
+            (`tfprune.tapering.insert_gates`; train with
+            `tfprune.callbacks.BudgetTapering`).
 
     Returns:
         The wrapped model (uncompiled).
@@ -60,10 +63,14 @@ def wrap(model, sparsity):
     pruned = tfprune.wrap(model, tfprune.Sparsity(0.9, scope="global"))
     ```
     """
+    from tfprune import tapering
+
+    if isinstance(sparsity, tapering.Budget):
+        return tapering.insert_gates(model, sparsity)
     if not isinstance(sparsity, sparsity_lib.Sparsity):
         raise TypeError(
             "tfprune.wrap: `sparsity` must be a tfprune.Sparsity, e.g. "
-            f"tfprune.Sparsity(0.9); got {sparsity!r}."
+            f"tfprune.Sparsity(0.9), or a tfprune.Budget; got {sparsity!r}."
         )
     _check_cloneable(model, "wrap")
     if any(True for _ in iter_wrappers(model)):

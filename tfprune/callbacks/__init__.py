@@ -5,5 +5,6 @@ from tfprune.callbacks.magnitude import MagnitudePruning
 from tfprune.callbacks.admm import ADMM, GeometricRho
 from tfprune.callbacks.slr import SLR
 from tfprune.callbacks.summaries import PruningSummaries
+from tfprune.callbacks.tapering import BudgetTapering
 
-__all__ = ["PruningCallback", "MagnitudePruning", "ADMM", "GeometricRho", "SLR", "PruningSummaries"]
+__all__ = ["PruningCallback", "MagnitudePruning", "ADMM", "GeometricRho", "SLR", "PruningSummaries", "BudgetTapering"]

@@ -1,0 +1,301 @@
+"""Budget tapering (our formulation of Kruglov, arXiv 1812.07060).
+
+Training a gated model (`tfprune.wrap(model, tfprune.Budget(macs=...))`)
+under the constraint `C(g)/C0 = B(t)` on its differentiable MAC count, held
+by a Lagrange multiplier `λ` while the budget `B(t)` tapers from 1 to the
+target; see docs/methods/tapering.md.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from tfprune import lifecycle
+from tfprune import tapering as tapering_lib
+from tfprune.callbacks.base import PruningCallback
+from tfprune.layers.gates import iter_gates
+
+LOSS_FLOOR = 0.1
+
+_STATES = (
+    # name, initializer
+    ("taper_lambda", "zeros"),
+    ("taper_budget", "ones"),
+    ("taper_rate", "zeros"),
+    ("taper_updates", "zeros"),
+    ("taper_loss_avg", "zeros"),
+    ("taper_residual", "zeros"),
+)
+
+
+@keras.saving.register_keras_serializable(package="tfprune")
+class BudgetTapering(PruningCallback):
+    """Tapers a gated model's MAC budget from 1 to the target, held by a multiplier.
+
+    The loss gets the Lagrangian term
+
+        λ · (C(g)/C0 − B(t)) + ρ/2 · max(0, C(g)/C0 − B(t))²
+
+    through the first gate's `add_loss` hook (inside the compiled step). At
+    every update (the end of each epoch, or every `update_every` steps):
+
+    - dual ascent: `λ ← max(0, λ + dual_lr · r)` with the residual
+      `r = C(g)/C0 − B(t)` (so `λ` rises while the model is over budget);
+    - the taper: if the task loss jumped (above its recent average by more
+      than `loss_tolerance` × max(average, 0.1)) or the residual jumped
+      (above the previous update's by more than `residual_tolerance`), `B`
+      holds and the rate is multiplied by `slowdown`; else, while the model
+      is over budget by more than `residual_tolerance`, `B` holds (the gates
+      catch up); otherwise `B ← max(target, B − rate · (1 − target))` and
+      the rate is multiplied by `speedup` (capped at `max_rate_factor` ×
+      the initial rate `1 / taper_epochs`). The recent loss
+      average is exponential, weight 1/3 on the newest update.
+
+    All of it (`λ`, `B`, the rate, the update count, the recent loss and
+    residual) lives in non-trainable variables on the first gate, so `.keras`
+    files and `keras.callbacks.BackupAndRestore` resume a run exactly (list
+    this callback *before* `BackupAndRestore`, so that an epoch's update is
+    in its checkpoint). Logged each epoch: `taper_rate`, `budget`,
+    `macs_fraction`, `lambda`, `residual`.
+
+    Args:
+        budget: a `tfprune.Budget` or the fraction of MACs to keep; default:
+            the one given to `tfprune.wrap`.
+        taper_epochs: number of updates the taper takes at its initial rate.
+        dual_lr: step of the multiplier per unit of residual.
+        rho: weight of the quadratic term (0 for a pure Lagrangian).
+        update_every: `"epoch"` or a number of training steps.
+        residual_tolerance: over-budget residual that slows the taper.
+        loss_tolerance: relative loss jump that slows the taper.
+        slowdown: rate factor after a jump, in (0, 1).
+        speedup: rate factor after a calm update, >= 1.
+        max_rate_factor: the rate never exceeds this × `1 / taper_epochs`.
+
+    Example:
+
+    ```python
+    gated = tfprune.wrap(model, tfprune.Budget(macs=0.25))
+    gated.compile("adam", "sparse_categorical_crossentropy")
+    gated.fit(x, y, epochs=30, callbacks=[tfprune.callbacks.BudgetTapering(taper_epochs=20)])
+    small = tfprune.shrink(tfprune.tapering.finalize(gated))
+    ```
+    """
+
+    def __init__(
+        self,
+        budget=None,
+        taper_epochs=10,
+        dual_lr=5.0,
+        rho=10.0,
+        update_every="epoch",
+        residual_tolerance=0.02,
+        loss_tolerance=0.1,
+        slowdown=0.5,
+        speedup=1.25,
+        max_rate_factor=2.0,
+    ):
+        super().__init__()
+        self.budget = None if budget is None else tapering_lib._as_fraction(budget, "BudgetTapering")
+        if not (isinstance(taper_epochs, (int, np.integer)) and taper_epochs >= 1):
+            raise ValueError(f"BudgetTapering: taper_epochs must be an int >= 1; got {taper_epochs!r}.")
+        if update_every != "epoch" and not (
+            isinstance(update_every, (int, np.integer)) and update_every >= 1
+        ):
+            raise ValueError(
+                f"BudgetTapering: update_every must be 'epoch' or a step count >= 1; got {update_every!r}."
+            )
+        checks = {
+            "dual_lr": dual_lr >= 0,
+            "rho": rho >= 0,
+            "residual_tolerance": residual_tolerance >= 0,
+            "loss_tolerance": loss_tolerance >= 0,
+            "slowdown": 0 < slowdown <= 1,
+            "speedup": speedup >= 1,
+            "max_rate_factor": max_rate_factor >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(
+                    f"BudgetTapering: bad {name}={locals()[name]!r} (dual_lr, rho, tolerances "
+                    ">= 0; 0 < slowdown <= 1; speedup, max_rate_factor >= 1)."
+                )
+        self.taper_epochs = int(taper_epochs)
+        self.dual_lr = float(dual_lr)
+        self.rho = float(rho)
+        self.update_every = update_every
+        self.residual_tolerance = float(residual_tolerance)
+        self.loss_tolerance = float(loss_tolerance)
+        self.slowdown = float(slowdown)
+        self.speedup = float(speedup)
+        self.max_rate_factor = float(max_rate_factor)
+        self.gates = []
+        self._step = None
+
+    # ------------------------------------------------------------- attaching
+
+    def set_model(self, model):
+        keras.callbacks.Callback.set_model(self, model)
+        self.gates = list(iter_gates(model))
+        if not self.gates:
+            raise ValueError(
+                f"BudgetTapering: model {model.name!r} has no ChannelGate; gate it "
+                "first with tfprune.wrap(model, tfprune.Budget(macs=...))."
+            )
+        self.wrappers = self.gates
+        self.attach(self.gates)
+        lifecycle.reset_compiled_functions(model)
+
+    def attach(self, gates):
+        self.cost = tapering_lib.GateCost(self.model)
+        # The loss goes on a gate called once per step (else divide by calls).
+        calls = [len(g._inbound_nodes) for g in gates]
+        index = calls.index(min(calls))
+        self.leader = leader = gates[index]
+        self._calls = max(calls[index], 1)
+        fresh = "taper_rate" not in leader.states
+        for name, initializer in _STATES:
+            leader.add_state(name, (), "float32", initializer)
+        stored = None
+        for gate in gates:
+            if tapering_lib.TARGET_STATE in gate.states:
+                stored = float(ops.convert_to_numpy(gate.states[tapering_lib.TARGET_STATE].value))
+        if self.budget is None and stored is None:
+            raise ValueError(
+                "BudgetTapering: no budget given and none stored in the model; pass "
+                "BudgetTapering(budget=tfprune.Budget(macs=...))."
+            )
+        self.target = self.budget if self.budget is not None else stored
+        if stored is None:
+            leader.add_state(tapering_lib.TARGET_STATE, (), "float32", "ones")
+        for gate in gates:
+            if tapering_lib.TARGET_STATE in gate.states:
+                gate.states[tapering_lib.TARGET_STATE].assign(self.target)
+        if fresh:
+            self.state("taper_rate").assign(1.0 / self.taper_epochs)
+        self.cost.check_reachable(self.target, "BudgetTapering")
+        leader.loss_fns[type(self).__name__] = self._loss
+
+    def detach(self, gates):
+        for gate in gates:
+            gate.loss_fns.pop(type(self).__name__, None)
+
+    def state(self, name):
+        return self.leader.states[name]
+
+    def _value(self, name):
+        return float(ops.convert_to_numpy(self.state(name).value))
+
+    # -------------------------------------------------------------- the loss
+
+    def _loss(self, gate):
+        """Runs inside the leader gate's call (traced into the step)."""
+        residual = self.cost.fraction() - self.state("taper_budget").value
+        term = self.state("taper_lambda").value * residual
+        if self.rho:
+            term = term + 0.5 * self.rho * ops.square(ops.relu(residual))
+        return term / float(self._calls)
+
+    # ------------------------------------------------------------ the update
+
+    def penalty(self, fraction=None):
+        """The Lagrangian term now (a float), for logs and the task loss."""
+        fraction = self.cost.macs() / self.cost.dense_macs if fraction is None else fraction
+        residual = fraction - self._value("taper_budget")
+        return self._value("taper_lambda") * residual + 0.5 * self.rho * max(residual, 0.0) ** 2
+
+    def update(self, loss=None):
+        """One dual-ascent and taper update; returns the values to log."""
+        fraction = self.cost.macs() / self.cost.dense_macs
+        budget = self._value("taper_budget")
+        lam = self._value("taper_lambda")
+        rate = self._value("taper_rate")
+        updates = int(round(self._value("taper_updates")))
+        average = self._value("taper_loss_avg")
+        recent_residual = self._value("taper_residual")
+        residual = fraction - budget
+        task = None if loss is None else float(loss) - self.penalty(fraction)
+        new_lam = max(0.0, lam + self.dual_lr * residual)
+        # A jump: above the recent average by loss_tolerance of it (at least
+        # of LOSS_FLOOR, so that the noise of a near-zero loss is no jump).
+        loss_jump = (
+            task is not None
+            and updates > 0
+            and task > average + self.loss_tolerance * max(abs(average), LOSS_FLOOR)
+        )
+        residual_jump = updates > 0 and residual - recent_residual > self.residual_tolerance
+        over = residual > self.residual_tolerance
+        base_rate = 1.0 / self.taper_epochs
+        new_budget = budget
+        if budget > self.target:
+            if loss_jump or residual_jump:
+                rate = max(rate * self.slowdown, 1e-6)
+            elif over:
+                pass  # the gates lag behind the budget: wait for them
+            else:
+                new_budget = max(self.target, budget - rate * (1.0 - self.target))
+                rate = min(rate * self.speedup, self.max_rate_factor * base_rate)
+        if task is not None:
+            average = task if updates == 0 else (2.0 * average + task) / 3.0
+        for name, value in (
+            ("taper_lambda", new_lam),
+            ("taper_budget", new_budget),
+            ("taper_rate", rate),
+            ("taper_updates", updates + 1),
+            ("taper_loss_avg", average),
+            ("taper_residual", residual),
+        ):
+            self.state(name).assign(np.float32(value))
+        return {
+            "taper_rate": rate,
+            "budget": budget,
+            "macs_fraction": fraction,
+            "lambda": new_lam,
+            "residual": residual,
+        }
+
+    def on_train_begin(self, logs=None):
+        if self.update_every != "epoch":
+            self.sync_state()
+            iterations = getattr(self.model.optimizer, "iterations", None)
+            self._step = 0 if iterations is None else int(ops.convert_to_numpy(iterations.value))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.update_every == "epoch":
+            return
+        self._step += 1
+        if self._step % int(self.update_every) == 0:
+            self.sync_state()
+            self._last = self.update((logs or {}).get("loss"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.update_every == "epoch":
+            values = self.update((logs or {}).get("loss"))
+        else:
+            fraction = self.cost.macs() / self.cost.dense_macs
+            values = {
+                "taper_rate": self._value("taper_rate"),
+                "budget": self._value("taper_budget"),
+                "macs_fraction": fraction,
+                "lambda": self._value("taper_lambda"),
+                "residual": fraction - self._value("taper_budget"),
+            }
+        if logs is not None:
+            logs.update({k: float(v) for k, v in values.items()})
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def get_config(self):
+        return {
+            "budget": self.budget,
+            "taper_epochs": self.taper_epochs,
+            "dual_lr": self.dual_lr,
+            "rho": self.rho,
+            "update_every": self.update_every,
+            "residual_tolerance": self.residual_tolerance,
+            "loss_tolerance": self.loss_tolerance,
+            "slowdown": self.slowdown,
+            "speedup": self.speedup,
+            "max_rate_factor": self.max_rate_factor,
+        }

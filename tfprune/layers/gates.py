@@ -1,0 +1,166 @@
+"""`ChannelGate`: trainable per-channel gates for budget tapering.
+
+A `ChannelGate` multiplies the channels (last axis) of a tensor by gates
+`g_c` in [0, 1]. The gates are trainable weights of their own, separate from
+the convolution/dense weights, kept in [0, 1] by the `UnitInterval`
+constraint. The layer applies the *effective* gates
+
+    ĝ_c = g_c / max(max_k g_k, ε)
+
+so the largest gate of a vector is always 1. Without this normalisation a
+gate vector followed (through a convolution) by BatchNormalization could
+shrink as a whole without changing what the network computes, and the
+MAC count `C(g)` would fall for free; with it, only the *relative* gates
+count, in the function and in the cost alike.
+
+`tfprune.tapering.insert_gates` (or `tfprune.wrap(model, tfprune.Budget(...))`)
+puts one `ChannelGate` per removable channel group of the model, called after
+every layer that produces the group's values (a shared layer for a residual
+group). Like `PruneWrapper`, the layer carries method state as non-trainable
+weights (`add_state`) and a loss hook (`loss_fns`) that the
+`BudgetTapering` callback installs.
+"""
+
+import keras
+from keras import ops
+
+from tfprune.wrappers import _unlocked
+
+
+@keras.saving.register_keras_serializable(package="tfprune")
+class UnitInterval(keras.constraints.Constraint):
+    """Clips a weight to [0, 1] after each optimizer step.
+
+    Example:
+
+    ```python
+    layer.add_weight(shape=(8,), constraint=tfprune.layers.UnitInterval())
+    ```
+    """
+
+    def __call__(self, w):
+        return ops.clip(w, 0.0, 1.0)
+
+    def get_config(self):
+        return {}
+
+
+@keras.saving.register_keras_serializable(package="tfprune")
+class ChannelGate(keras.layers.Layer):
+    """Multiplies each channel (last axis) by a trainable gate in [0, 1].
+
+    Args:
+        epsilon: floor of the normaliser `max(g)`.
+        states: internal; the method state to recreate on load.
+        **kwargs: base `Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    x = keras.layers.Conv2D(16, 3)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = tfprune.layers.ChannelGate(name="bn_gate")(x)
+    ```
+    """
+
+    def __init__(self, epsilon=1e-6, states=None, **kwargs):
+        super().__init__(**kwargs)
+        if not epsilon > 0:
+            raise ValueError(f"ChannelGate {self.name!r}: epsilon must be > 0; got {epsilon}.")
+        self.epsilon = float(epsilon)
+        self._state_specs = [dict(s) for s in (states or [])]
+        self.states = {}
+        self.loss_fns = {}  # hooks set by method callbacks; code, never state
+
+    def build(self, input_shape):
+        units = input_shape[-1]
+        if units is None:
+            raise ValueError(
+                f"ChannelGate {self.name!r}: the channel (last) axis of its input "
+                f"must be known; got input shape {tuple(input_shape)}."
+            )
+        self.units = int(units)
+        self.gate = self.add_weight(
+            name="gate",
+            shape=(self.units,),
+            initializer="ones",
+            constraint=UnitInterval(),
+            trainable=True,
+        )
+        for spec in self._state_specs:
+            self._create_state(spec)
+        self.built = True
+
+    def _create_state(self, spec):
+        var = self.add_weight(
+            name=spec["name"],
+            shape=tuple(spec["shape"]),
+            dtype=spec.get("dtype", "float32"),
+            initializer=spec.get("initializer", "zeros"),
+            trainable=False,
+            aggregation="only_first_replica",
+        )
+        self.states[spec["name"]] = var
+        return var
+
+    def add_state(self, name, shape=(), dtype="float32", initializer="zeros"):
+        """Creates (or returns) a named non-trainable state variable.
+
+        Args:
+            name: unique name on this layer, e.g. `"taper_lambda"`.
+            shape: variable shape.
+            dtype: variable dtype.
+            initializer: a Keras initializer name.
+
+        Returns:
+            The `keras.Variable` (`None` while the layer is not built; it is
+            created in `build`).
+        """
+        if name in self.states:
+            return self.states[name]
+        spec = {"name": name, "shape": [int(d) for d in shape], "dtype": dtype,
+                "initializer": initializer}
+        self._state_specs.append(spec)
+        if not self.built:
+            return None
+        with _unlocked(self):
+            return self._create_state(spec)
+
+    def effective(self, gate=None):
+        """The effective gates `ĝ = g / max(max g, ε)` (a tensor).
+
+        Args:
+            gate: gate values to use instead of the variable (for gradients).
+        """
+        g = ops.clip(self.gate.value if gate is None else gate, 0.0, 1.0)
+        return g / ops.maximum(ops.max(g), self.epsilon)
+
+    def call(self, inputs):
+        for loss_fn in self.loss_fns.values():
+            self.add_loss(loss_fn(self))
+        return inputs * ops.cast(self.effective(), inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"epsilon": self.epsilon, "states": [dict(s) for s in self._state_specs]})
+        return config
+
+
+def iter_gates(model):
+    """Yields every `ChannelGate` of `model` (nested models included), once."""
+    seen = set()
+
+    def visit(layer):
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        if isinstance(layer, ChannelGate):
+            yield layer
+            return
+        for sub in layer._flatten_layers(include_self=False, recursive=False):
+            yield from visit(sub)
+
+    yield from visit(model)
