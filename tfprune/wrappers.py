@@ -13,13 +13,13 @@ files, checkpoints and `BackupAndRestore` carry it. Methods attach behaviour
 through two hooks, `mask_updater` and `loss_fns`, which are code, not state.
 """
 
-import contextlib
 import dataclasses
 
 import keras
 from keras import ops
 
 from tfprune import sparsity as sparsity_lib
+from tfprune.state import MethodStateMixin
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,20 +101,8 @@ def is_prunable(layer):
     return kernel_specs_for(layer) is not None
 
 
-@contextlib.contextmanager
-def _unlocked(layer):
-    """Lets a built layer add state (Keras locks it after `build`)."""
-    was_locked = layer._tracker.locked
-    layer._tracker.unlock()
-    try:
-        yield
-    finally:
-        if was_locked:
-            layer._tracker.lock()
-
-
 @keras.saving.register_keras_serializable(package="tfprune")
-class PruneWrapper(keras.layers.Wrapper):
+class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
     """Wraps a prunable layer: masks, pruning step and method state as weights.
 
     `tfprune.wrap()` inserts these for you. Wrap layers directly when you
@@ -178,13 +166,11 @@ class PruneWrapper(keras.layers.Wrapper):
                 "'layer' or 'global'."
             )
         self.scope = scope
-        self._state_specs = [dict(s) for s in (states or [])]
-        self.states = {}
+        self._init_method_state(states)
         self.masks = []
         self.supports_masking = getattr(layer, "supports_masking", False)
-        # Hooks set by method callbacks; code, never state.
+        # Hook set by method callbacks; code, never state.
         self.mask_updater = None
-        self.loss_fns = {}
 
     # ------------------------------------------------------------------ build
 
@@ -213,8 +199,7 @@ class PruneWrapper(keras.layers.Wrapper):
             trainable=False,
             aggregation="only_first_replica",
         )
-        for spec in self._state_specs:
-            self._create_state(spec)
+        self._build_method_state()
         self.built = True
 
     def _check_nm(self, spec, kernel):
@@ -240,47 +225,6 @@ class PruneWrapper(keras.layers.Wrapper):
                 f"variable {attr!r} (is it built, or quantised?)."
             )
         return value
-
-    def _create_state(self, spec):
-        var = self.add_weight(
-            name=spec["name"],
-            shape=tuple(spec["shape"]),
-            dtype=spec.get("dtype", "float32"),
-            initializer=spec.get("initializer", "zeros"),
-            trainable=False,
-            aggregation="only_first_replica",
-        )
-        self.states[spec["name"]] = var
-        return var
-
-    def add_state(self, name, shape=(), dtype="float32", initializer="zeros"):
-        """Creates (or returns) a named non-trainable state variable.
-
-        Method callbacks call this from `set_model`, before training starts,
-        so that the state is saved with the model and restored on resume.
-
-        Args:
-            name: unique name on this wrapper, e.g. `"admm_z_kernel"`.
-            shape: variable shape.
-            dtype: variable dtype.
-            initializer: a Keras initializer name.
-
-        Returns:
-            The `keras.Variable`.
-        """
-        if name in self.states:
-            return self.states[name]
-        spec = {
-            "name": name,
-            "shape": [int(d) for d in shape],
-            "dtype": dtype,
-            "initializer": initializer,
-        }
-        self._state_specs.append(spec)
-        if not self.built:
-            return None
-        with _unlocked(self):
-            return self._create_state(spec)
 
     # ------------------------------------------------------------- accessors
 
@@ -344,7 +288,7 @@ class PruneWrapper(keras.layers.Wrapper):
                 "target": self.target,
                 "granularity": self.granularity,
                 "scope": self.scope,
-                "states": [dict(s) for s in self._state_specs],
+                **self._method_state_config(),
             }
         )
         return config

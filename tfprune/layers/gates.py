@@ -24,7 +24,7 @@ weights (`add_state`) and a loss hook (`loss_fns`) that the
 import keras
 from keras import ops
 
-from tfprune.wrappers import _unlocked
+from tfprune.state import MethodStateMixin
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
@@ -46,7 +46,7 @@ class UnitInterval(keras.constraints.Constraint):
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
-class ChannelGate(keras.layers.Layer):
+class ChannelGate(MethodStateMixin, keras.layers.Layer):
     """Multiplies each channel (last axis) by a trainable gate in [0, 1].
 
     Args:
@@ -68,9 +68,7 @@ class ChannelGate(keras.layers.Layer):
         if not epsilon > 0:
             raise ValueError(f"ChannelGate {self.name!r}: epsilon must be > 0; got {epsilon}.")
         self.epsilon = float(epsilon)
-        self._state_specs = [dict(s) for s in (states or [])]
-        self.states = {}
-        self.loss_fns = {}  # hooks set by method callbacks; code, never state
+        self._init_method_state(states)
 
     def build(self, input_shape):
         units = input_shape[-1]
@@ -87,44 +85,8 @@ class ChannelGate(keras.layers.Layer):
             constraint=UnitInterval(),
             trainable=True,
         )
-        for spec in self._state_specs:
-            self._create_state(spec)
+        self._build_method_state()
         self.built = True
-
-    def _create_state(self, spec):
-        var = self.add_weight(
-            name=spec["name"],
-            shape=tuple(spec["shape"]),
-            dtype=spec.get("dtype", "float32"),
-            initializer=spec.get("initializer", "zeros"),
-            trainable=False,
-            aggregation="only_first_replica",
-        )
-        self.states[spec["name"]] = var
-        return var
-
-    def add_state(self, name, shape=(), dtype="float32", initializer="zeros"):
-        """Creates (or returns) a named non-trainable state variable.
-
-        Args:
-            name: unique name on this layer, e.g. `"taper_lambda"`.
-            shape: variable shape.
-            dtype: variable dtype.
-            initializer: a Keras initializer name.
-
-        Returns:
-            The `keras.Variable` (`None` while the layer is not built; it is
-            created in `build`).
-        """
-        if name in self.states:
-            return self.states[name]
-        spec = {"name": name, "shape": [int(d) for d in shape], "dtype": dtype,
-                "initializer": initializer}
-        self._state_specs.append(spec)
-        if not self.built:
-            return None
-        with _unlocked(self):
-            return self._create_state(spec)
 
     def effective(self, gate=None):
         """The effective gates `ĝ = g / max(max g, ε)` (a tensor).
@@ -145,7 +107,7 @@ class ChannelGate(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"epsilon": self.epsilon, "states": [dict(s) for s in self._state_specs]})
+        config.update({"epsilon": self.epsilon, **self._method_state_config()})
         return config
 
 

@@ -1,0 +1,94 @@
+"""Method state on layers: named non-trainable variables that survive saving.
+
+`PruneWrapper` and `ChannelGate` carry the state of the method that runs on
+them (ADMM's Z and U, SLR's multipliers, a Lagrange multiplier, ...). A
+method callback creates it with `layer.add_state(...)` from `set_model`,
+which may be after the layer is built; the spec is recorded in the layer's
+config, so a loaded model recreates the variable in `build` and the weights
+file or checkpoint restores its value.
+"""
+
+import contextlib
+
+
+@contextlib.contextmanager
+def unlocked(layer):
+    """Lets a built layer add state (Keras locks it after `build`)."""
+    was_locked = layer._tracker.locked
+    layer._tracker.unlock()
+    try:
+        yield
+    finally:
+        if was_locked:
+            layer._tracker.lock()
+
+
+class MethodStateMixin:
+    """Adds `add_state`, `states` and the `loss_fns` hook to a Keras layer.
+
+    The layer calls `_init_method_state(states)` in `__init__`,
+    `_build_method_state()` at the end of `build`, and puts
+    `_method_state_config()` into its config.
+    """
+
+    def _init_method_state(self, states):
+        self._state_specs = [dict(s) for s in (states or [])]
+        self.states = {}
+        # Penalties added with `add_loss` in `call`; code set by method
+        # callbacks, never state.
+        self.loss_fns = {}
+
+    def _build_method_state(self):
+        for spec in self._state_specs:
+            self._create_state(spec)
+
+    def _create_state(self, spec):
+        var = self.add_weight(
+            name=spec["name"],
+            shape=tuple(spec["shape"]),
+            dtype=spec.get("dtype", "float32"),
+            initializer=spec.get("initializer", "zeros"),
+            trainable=False,
+            aggregation="only_first_replica",
+        )
+        self.states[spec["name"]] = var
+        return var
+
+    def add_state(self, name, shape=(), dtype="float32", initializer="zeros"):
+        """Creates (or returns) a named non-trainable state variable.
+
+        Method callbacks call this from `set_model`, before training starts,
+        so that the state is saved with the model and restored on resume.
+
+        Args:
+            name: unique name on this layer, e.g. `"admm_z_kernel"`.
+            shape: variable shape.
+            dtype: variable dtype.
+            initializer: a Keras initializer name.
+
+        Returns:
+            The `keras.Variable` (`None` while the layer is not built; it is
+            then created in `build`).
+
+        Example:
+
+        ```python
+        z = wrapper.add_state("admm_z_kernel", wrapper.masks[0].shape)
+        ```
+        """
+        if name in self.states:
+            return self.states[name]
+        spec = {
+            "name": name,
+            "shape": [int(d) for d in shape],
+            "dtype": dtype,
+            "initializer": initializer,
+        }
+        self._state_specs.append(spec)
+        if not self.built:
+            return None
+        with unlocked(self):
+            return self._create_state(spec)
+
+    def _method_state_config(self):
+        return {"states": [dict(s) for s in self._state_specs]}
