@@ -37,6 +37,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One two-replica MirroredStrategy shared by every test in the process.
+
+    Each new strategy restarts its collective instance keys, and the eager
+    context caches collectives by key: a second strategy's all-reduce of a
+    different shape then aborts ("Shape mismatch in the collective
+    instance"). Sharing one strategy keeps the keys unique.
+    """
+    if BACKEND != "tensorflow":
+        pytest.skip("MirroredStrategy needs the TensorFlow backend")
+    import tensorflow as tf
+
+    devices = tf.config.list_logical_devices("CPU")
+    if len(devices) < 2:
+        pytest.skip("needs two logical CPUs (set up in tests/conftest.py)")
+    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(0)

@@ -251,16 +251,12 @@ def _mirrored_run(strategy, method):
 @pytest.mark.parametrize(
     "method", [lambda: ADMM(rho=0.3), lambda: SLR(rho=0.3)], ids=["admm", "slr"]
 )
-def test_mirrored_strategy_two_cpus_matches_one_device(method):
+def test_mirrored_strategy_two_cpus_matches_one_device(method, mirrored_strategy):
     """Two replicas (tests/conftest.py splits the CPU in two) at the same global
     batch give the same Z, weights and losses as one device."""
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("MirroredStrategy needs the TensorFlow backend")
     import tensorflow as tf
 
-    if len(tf.config.list_logical_devices("CPU")) < 2:
-        pytest.skip("needs two logical CPUs (set up in tests/conftest.py)")
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    mirrored = mirrored_strategy
     assert mirrored.num_replicas_in_sync == 2
     z2, w2, h2 = _mirrored_run(mirrored, method)
     z1, w1, h1 = _mirrored_run(tf.distribute.get_strategy(), method)

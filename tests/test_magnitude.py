@@ -145,7 +145,7 @@ def test_resume_with_backup_and_restore_equals_uninterrupted(tmp_path):
 
 
 @pytest.mark.tf_only
-def test_mirrored_strategy_equals_single_device():
+def test_mirrored_strategy_equals_single_device(mirrored_strategy):
     import tensorflow as tf
 
     x, y = toy_data(256)
@@ -162,7 +162,7 @@ def test_mirrored_strategy_equals_single_device():
     devices = tf.config.list_logical_devices("CPU")
     assert len(devices) >= 2
     single = train(tf.distribute.OneDeviceStrategy(devices[0].name))
-    mirrored = train(tf.distribute.MirroredStrategy([d.name for d in devices[:2]]))
+    mirrored = train(mirrored_strategy)
     for a, b in zip(iter_wrappers(single), iter_wrappers(mirrored)):
         np.testing.assert_array_equal(to_numpy(a.masks[0].value), to_numpy(b.masks[0].value))
         np.testing.assert_allclose(to_numpy(a.layer.kernel), to_numpy(b.layer.kernel), atol=1e-4)

@@ -298,8 +298,7 @@ def test_callback_config_and_errors():
 
 
 @pytest.mark.tf_only
-def test_mirrored_strategy_matches_one_device():
-    import tensorflow as tf
+def test_mirrored_strategy_matches_one_device(mirrored_strategy):
 
     x, y = image_data(64)
 
@@ -311,8 +310,7 @@ def test_mirrored_strategy_matches_one_device():
         h = model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False, callbacks=[cb])
         return model, h.history
 
-    devices = tf.config.list_logical_devices("CPU")
-    mirrored, h2 = train(tf.distribute.MirroredStrategy([d.name for d in devices[:2]]))
+    mirrored, h2 = train(mirrored_strategy)
     single, h1 = train(tf.distribute.get_strategy())
     assert h2["macs_fraction"][-1] < 1.0
     np.testing.assert_allclose(h2["lambda"], h1["lambda"], rtol=1e-3, atol=1e-4)
