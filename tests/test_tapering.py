@@ -299,6 +299,8 @@ def test_callback_config_and_errors():
 
 @pytest.mark.tf_only
 def test_mirrored_strategy_matches_one_device(mirrored_strategy):
+    import tensorflow as tf
+
     x, y = image_data(64)
 
     def train(strategy):
