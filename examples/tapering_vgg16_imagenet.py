@@ -4,12 +4,13 @@ The paper's setting: VGG-16 from 15.47 to 3.87 GMAC (a budget of 25%),
 68.4 → 67.4% top-1. Only the abstract is public; tfprune's formulation is
 in docs/methods/tapering.md: channel gates after every conv/fc layer, the
 MAC count C(g) held at a budget B(t) that tapers from 1 to 0.25 by a
-Lagrange multiplier, then the weakest gates closed, the rest folded into the
-weights, the closed channels removed with `tfprune.shrink`, a short
-fine-tune.
+Lagrange multiplier, channels closed for good one update behind the taper, the open gates
+folded into the weights, the closed channels removed with `tfprune.shrink`,
+the BN statistics recalibrated, a short fine-tune.
 
     python examples/tapering_vgg16_imagenet.py --weights vgg16_weights.h5 \
-        --manual-dir /data/imagenet --epochs 12 --taper-epochs 8 --finetune-epochs 2
+        --manual-dir /data/imagenet --epochs 12 --taper-updates 40 --update-every 2000 \
+        --finetune-epochs 2
     python examples/tapering_vgg16_imagenet.py --smoke      # seconds, synthetic data
                                                             # (vgg16_cifar at 1/8 width)
 
@@ -35,7 +36,11 @@ def parse_args(argv=None):
     p.add_argument("--manual-dir", default=None, help="ILSVRC2012 tar files")
     p.add_argument("--budget", type=float, default=3.87 / 15.47, help="fraction of MACs kept")
     p.add_argument("--epochs", type=int, default=12, help="tapering epochs in all")
-    p.add_argument("--taper-epochs", type=int, default=8)
+    p.add_argument("--taper-updates", type=int, default=40,
+                   help="taper updates at the initial rate (BudgetTapering's taper_epochs)")
+    p.add_argument("--update-every", type=int, default=2000, help="steps between taper updates")
+    p.add_argument("--gate-lr-multiplier", type=float, default=10.0)
+    p.add_argument("--recalibrate-steps", type=int, default=100)
     p.add_argument("--finetune-epochs", type=int, default=2)
     p.add_argument("--steps-per-epoch", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=64)
@@ -65,7 +70,8 @@ def main(argv=None):
         train, test = synthetic(64, args.seed), synthetic(32, args.seed + 1)
         fit_data = dict(x=train[0], y=train[1], batch_size=32)
         test_data = dict(x=test[0], y=test[1])
-        args.epochs, args.taper_epochs, args.finetune_epochs, args.lr = 3, 2, 1, 0.01
+        args.epochs, args.taper_updates, args.finetune_epochs, args.lr = 3, 2, 1, 0.01
+        args.update_every, args.recalibrate_steps = 2, 2
     else:
         dense = tfprune.models.vgg16(weights=args.weights)
         common = dict(preprocess="vgg16", data_dir=args.data_dir, manual_dir=args.manual_dir)
@@ -81,13 +87,17 @@ def main(argv=None):
     results = {"dense_gmacs": before.total_macs / 1e9, "budget": args.budget,
                "dense_accuracy": dense.evaluate(**test_data, verbose=0)[1]}
 
-    gated = tfprune.wrap(dense, tfprune.Budget(macs=args.budget))
+    gated = tfprune.wrap(dense, tfprune.Budget(macs=args.budget, gate_lr_multiplier=args.gate_lr_multiplier))
     gated.compile(keras.optimizers.SGD(args.lr, momentum=0.9), loss, metrics=metrics)
-    taper = tfprune.callbacks.BudgetTapering(taper_epochs=args.taper_epochs)
+    taper = tfprune.callbacks.BudgetTapering(taper_epochs=args.taper_updates,
+                                             update_every=args.update_every)
     hist = gated.fit(**fit_data, epochs=args.epochs, verbose=2, callbacks=[taper])
     results["gated_accuracy"] = gated.evaluate(**test_data, verbose=0)[1]
 
     small = tfprune.shrink(tfprune.tapering.finalize(gated))
+    calibration = fit_data["x"] if not args.smoke else train[0]
+    tfprune.recalibrate_batch_norms(small, calibration, steps=args.recalibrate_steps,
+                                    batch_size=args.batch_size)
     small.compile(loss=loss, metrics=metrics)
     results["pruned_accuracy_before_finetune"] = small.evaluate(**test_data, verbose=0)[1]
     small.compile(keras.optimizers.SGD(args.lr, momentum=0.9), loss, metrics=metrics)
@@ -99,8 +109,10 @@ def main(argv=None):
     results["macs_kept"] = after.total_macs / before.total_macs
     results["history"] = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
+    path = os.path.join(args.out, "results.json")
+    with open(path + ".tmp", "w") as f:  # then renamed: never a half-written file
         json.dump(results, f, indent=2)
+    os.replace(path + ".tmp", path)
     print(json.dumps({k: v for k, v in results.items() if k != "history"}, indent=2))
     return results
 

@@ -62,3 +62,40 @@ def test_gzip_size_of_zeros_is_small(tmp_path):
     path = tmp_path / "zeros.bin"
     path.write_bytes(bytes(100_000))
     assert export_lib.gzip_size(str(path)) < 1_000
+
+
+def test_export_can_fold_batch_norms(tmp_path):
+    import tensorflow as tf
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    outputs = keras.layers.ReLU()(x)
+    model = keras.Model(inputs, outputs)
+    bn = model.layers[2]
+    bn.moving_mean.assign(np.full((4,), 0.3, "float32"))
+    bn.moving_variance.assign(np.full((4,), 2.0, "float32"))
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    op_types = {}
+    for fold in (False, True):
+        path = str(tmp_path / f"fold_{fold}")
+        tfprune.export(model, path, fold_batch_norms=fold)
+        loaded = tf.saved_model.load(path)
+        np.testing.assert_allclose(loaded.serve(x).numpy(), model.predict(x, verbose=0), atol=1e-5)
+        graph_def = loaded.serve.get_concrete_function().graph.as_graph_def()
+        op_types[fold] = {n.op for n in graph_def.node} | {
+            n.op for f in graph_def.library.function for n in f.node_def
+        }
+    assert "Rsqrt" in op_types[False]  # the BN's inference arithmetic ...
+    assert "Rsqrt" not in op_types[True]  # ... is gone from the folded graph
+
+
+def test_measure_latency_of_an_export(tmp_path):
+    path = str(tmp_path / "model")
+    tfprune.export(small_convnet(), path)
+    seconds = export_lib.measure_latency(path, batch_size=4, repeats=3, warmup=1)
+    assert 0.0 < seconds < 5.0
+    both = export_lib.measure_latency([path, path], batch_size=2, repeats=2, warmup=1)
+    assert len(both) == 2 and all(0.0 < t < 5.0 for t in both)
+    with pytest.raises(ValueError, match="no SavedModel directory"):
+        export_lib.measure_latency(str(tmp_path / "missing"))

@@ -92,3 +92,30 @@ def test_iter_gates_finds_shared_gate_once():
     assert len(gates) == len({id(g) for g in gates})
     shared = [g for g in gates if len(g._inbound_nodes) > 1]
     assert shared, "the residual stage and the depthwise channels share gates"
+
+
+@pytest.mark.parametrize("multiplier", [1.0, 10.0])
+def test_lr_multiplier_speeds_up_adam_steps_on_the_gates(multiplier):
+    inputs = keras.Input((4,))
+    gate = ChannelGate(lr_multiplier=multiplier, name="g")
+    model = keras.Model(inputs, gate(inputs))
+    x = np.ones((8, 4), "float32")
+    np.testing.assert_array_equal(to_numpy(model(x)), x)  # open at any scale
+    optimizer = keras.optimizers.Adam(1e-3)
+    model.compile(optimizer, loss=lambda y_true, y_pred: keras.ops.sum(y_pred[:, 0]))
+    model.fit(x, np.zeros((8, 1)), batch_size=8, epochs=1, verbose=0)
+    effective = to_numpy(gate.effective())
+    # Only channel 0 has a gradient; one Adam step moves its stored weight by
+    # lr, i.e. its effective gate by lr × multiplier.
+    np.testing.assert_allclose(effective[0], 1.0 - 1e-3 * multiplier, rtol=1e-4)
+    np.testing.assert_array_equal(effective[1:], 1.0)
+    assert float(to_numpy(gate.gate.value).max()) <= 1.0 / multiplier + 1e-7
+
+
+def test_lr_multiplier_round_trips_and_rejects_bad_values():
+    gate = ChannelGate(lr_multiplier=20.0)
+    assert ChannelGate.from_config(gate.get_config()).lr_multiplier == 20.0
+    with pytest.raises(ValueError, match="lr_multiplier"):
+        ChannelGate(lr_multiplier=0.0)
+    assert UnitInterval(0.5).get_config() == {"max_value": 0.5}
+    np.testing.assert_allclose(to_numpy(UnitInterval(0.5)(np.array([-1.0, 0.2, 3.0]))), [0.0, 0.2, 0.5], rtol=1e-6)

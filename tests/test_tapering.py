@@ -22,6 +22,16 @@ def test_budget_rejects_bad_fractions(macs):
         tfprune.Budget(macs=macs)
 
 
+def test_budget_gate_lr_multiplier():
+    assert tfprune.Budget(0.5) == tfprune.Budget(0.5, gate_lr_multiplier=10.0)
+    assert tfprune.Budget(0.5) != tfprune.Budget(0.5, gate_lr_multiplier=1.0)
+    assert repr(tfprune.Budget(0.5, gate_lr_multiplier=3)) == "Budget(macs=0.5, gate_lr_multiplier=3.0)"
+    with pytest.raises(ValueError, match="gate_lr_multiplier"):
+        tfprune.Budget(0.5, gate_lr_multiplier=0)
+    gated = tfprune.wrap(vgg_net(), tfprune.Budget(0.5, gate_lr_multiplier=4.0))
+    assert {g.lr_multiplier for g in iter_gates(gated)} == {4.0}
+
+
 def test_wrap_with_budget_inserts_gates_and_keeps_outputs():
     model = residual_net()
     gated = tfprune.wrap(model, tfprune.Budget(macs=0.5))
@@ -224,21 +234,39 @@ def test_calm_updates_taper_and_speed_up_loss_jump_slows():
     assert _state(cb, "taper_rate") == pytest.approx(0.15625)
 
 
-def test_training_drives_macs_to_the_taper():
+class _OpenStates(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.history = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        gates = list(iter_gates(self.model))
+        self.history.append(np.concatenate([to_numpy(g.states["gate_open"].value) for g in gates]))
+
+
+def test_training_tapers_and_closes_channels_for_good():
     x, y = image_data(128)
     model = _compile(_gated(budget=0.4))
     cb = BudgetTapering(taper_epochs=3)
-    history = model.fit(x, y, batch_size=16, epochs=8, verbose=0, shuffle=False, callbacks=[cb])
+    opens = _OpenStates()
+    history = model.fit(x, y, batch_size=16, epochs=8, verbose=0, shuffle=False, callbacks=[cb, opens])
     h = history.history
-    for key in ("taper_rate", "budget", "macs_fraction", "lambda", "residual"):
+    for key in ("taper_rate", "budget", "macs_fraction", "lambda", "residual", "closed_channels"):
         assert len(h[key]) == 8
-    assert h["budget"][-1] < 0.7 and h["macs_fraction"][-1] < 0.7
-    assert np.all(np.diff(h["macs_fraction"]) < 0)  # the gates follow the taper
-    assert abs(h["residual"][-1]) < 0.08
-    assert h["lambda"][1] > 0  # over budget after the first taper step: λ rises
-    assert h["taper_rate"][1] < h["taper_rate"][0]  # and the taper slows
+    # The budget tapers 1 → 0.4 in three calm updates (the rate speeds up) ...
+    assert h["budget"][0] == 1.0 and h["budget"][3] == pytest.approx(0.4)
+    assert h["taper_rate"][1] > h["taper_rate"][0]
+    # ... and channels close one update behind it, never to reopen.
+    closed = h["closed_channels"]
+    assert closed[0] == 0 and closed[1] > 0 and np.all(np.diff(closed) >= 0)
+    for before, after in zip(opens.history, opens.history[1:]):
+        assert np.all(after <= before)
+    assert max(h["macs_fraction"][4:]) <= 0.4 + 1e-6
+    # The closed channels already meet the budget exactly, so finalize
+    # changes nothing the gated model computes: no relaxation gap.
+    assert cb.cost.macs_after(tapering.choose_closed(cb.cost, 1.0)) <= 0.4 * cb.cost.dense_macs
     small = tfprune.shrink(tapering.finalize(model))
     assert tfprune.summary(small).total_macs <= 0.4 * cb.cost.dense_macs
+    np.testing.assert_allclose(to_numpy(small(x[:8])), to_numpy(model(x[:8])), rtol=1e-4, atol=1e-4)
 
 
 class _Interrupt(keras.callbacks.Callback):

@@ -12,6 +12,7 @@ from tfprune import layers, tapering
 from tfprune.tapering import Budget
 from tfprune.lifecycle import hard_prune, strip, wrap
 from tfprune.surgery import shrink
+from tfprune.batchnorm import fold_batch_norms, recalibrate_batch_norms
 from tfprune.report import summary
 from tfprune.sparsity import Sparsity
 from tfprune.version import __version__
@@ -27,6 +28,8 @@ __all__ = [
     "hard_prune",
     "strip",
     "shrink",
+    "fold_batch_norms",
+    "recalibrate_batch_norms",
     "graph",
     "summary",
     "export",

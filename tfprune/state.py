@@ -92,3 +92,35 @@ class MethodStateMixin:
 
     def _method_state_config(self):
         return {"states": [dict(s) for s in self._state_specs]}
+
+
+def iter_state_layers(model, cls):
+    """Yields every `cls` layer in `model` (nested models included), once.
+
+    The order is the model's layer order (topological for functional
+    models), the order they run in a forward pass. A `cls` layer is not
+    searched further (a wrapper's inner layer is not yielded).
+
+    Args:
+        model: a Keras model or layer.
+        cls: the layer class to find (`PruneWrapper`, `ChannelGate`).
+
+    Example:
+
+    ```python
+    gates = list(iter_state_layers(model, tfprune.layers.ChannelGate))
+    ```
+    """
+    seen = set()
+
+    def visit(layer):
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        if isinstance(layer, cls):
+            yield layer
+            return
+        for sub in layer._flatten_layers(include_self=False, recursive=False):
+            yield from visit(sub)
+
+    yield from visit(model)

@@ -57,6 +57,10 @@ class Budget:
     Args:
         macs: fraction in (0, 1] of `tfprune.summary(model).total_macs` that
             the final, shrunk model may use (0.25 keeps a quarter).
+        gate_lr_multiplier: how much faster the inserted `ChannelGate`s
+            train than the weights (see `tfprune.layers.ChannelGate`); at 1
+            the gates of a short run barely move and the budget is met only
+            by `finalize`'s one-shot closing.
 
     Example:
 
@@ -65,7 +69,12 @@ class Budget:
     ```
     """
 
-    def __init__(self, macs):
+    def __init__(self, macs, gate_lr_multiplier=10.0):
+        if not (isinstance(gate_lr_multiplier, (int, float)) and gate_lr_multiplier > 0):
+            raise ValueError(
+                f"Budget: gate_lr_multiplier must be a number > 0; got {gate_lr_multiplier!r}."
+            )
+        self.gate_lr_multiplier = float(gate_lr_multiplier)
         try:
             macs = float(macs)
         except (TypeError, ValueError):
@@ -78,13 +87,19 @@ class Budget:
         self.macs = macs
 
     def __repr__(self):
-        return f"Budget(macs={self.macs})"
+        if self.gate_lr_multiplier == 10.0:
+            return f"Budget(macs={self.macs})"
+        return f"Budget(macs={self.macs}, gate_lr_multiplier={self.gate_lr_multiplier})"
 
     def __eq__(self, other):
-        return isinstance(other, Budget) and other.macs == self.macs
+        return (
+            isinstance(other, Budget)
+            and other.macs == self.macs
+            and other.gate_lr_multiplier == self.gate_lr_multiplier
+        )
 
     def __hash__(self):
-        return hash(("Budget", self.macs))
+        return hash(("Budget", self.macs, self.gate_lr_multiplier))
 
 
 def _as_fraction(budget, what):
@@ -322,8 +337,12 @@ def insert_gates(model, budget):
         )
     inputs, names = _new_inputs(fn)
     names.update(getattr(r[0], "name", "") for r in plan.records)
+    multiplier = (budget if isinstance(budget, Budget) else Budget(target)).gate_lr_multiplier
     gates = {
-        key: ChannelGate(name=_unique(f"{plan.site_names[key]}_gate", names)) for key in plan.keys
+        key: ChannelGate(
+            lr_multiplier=multiplier, name=_unique(f"{plan.site_names[key]}_gate", names)
+        )
+        for key in plan.keys
     }
     live = set(plan.keys)
     clones = {}

@@ -19,7 +19,7 @@ import keras
 from keras import ops
 
 from tfprune import sparsity as sparsity_lib
-from tfprune.state import MethodStateMixin
+from tfprune.state import MethodStateMixin, iter_state_layers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -300,16 +300,4 @@ def iter_wrappers(model):
     The order is the model's layer order (topological for functional models),
     which is the order the wrappers run in a forward pass.
     """
-    seen = set()
-
-    def visit(layer):
-        if id(layer) in seen:
-            return
-        seen.add(id(layer))
-        if isinstance(layer, PruneWrapper):
-            yield layer
-            return
-        for sub in layer._flatten_layers(include_self=False, recursive=False):
-            yield from visit(sub)
-
-    yield from visit(model)
+    return iter_state_layers(model, PruneWrapper)

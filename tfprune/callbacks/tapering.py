@@ -13,7 +13,7 @@ from keras import ops
 from tfprune import lifecycle
 from tfprune import tapering as tapering_lib
 from tfprune.callbacks.base import PruningCallback
-from tfprune.layers.gates import iter_gates
+from tfprune.layers.gates import OPEN_STATE, iter_gates
 
 LOSS_FLOOR = 0.1
 
@@ -170,6 +170,8 @@ class BudgetTapering(PruningCallback):
         for gate in gates:
             if tapering_lib.TARGET_STATE in gate.states:
                 gate.states[tapering_lib.TARGET_STATE].assign(self.target)
+        for gate in gates:
+            gate.add_state(OPEN_STATE, (gate.units,), "float32", "ones")
         if fresh:
             self.state("taper_rate").assign(1.0 / self.taper_epochs)
         self.cost.check_reachable(self.target, "BudgetTapering")
@@ -222,7 +224,13 @@ class BudgetTapering(PruningCallback):
             and updates > 0
             and task > average + self.loss_tolerance * max(abs(average), LOSS_FLOOR)
         )
-        residual_jump = updates > 0 and residual - recent_residual > self.residual_tolerance
+        # Only an over-budget residual that grows counts: being under budget
+        # after the taper's own step is no trouble.
+        residual_jump = (
+            updates > 0
+            and residual > self.residual_tolerance
+            and residual - recent_residual > self.residual_tolerance
+        )
         over = residual > self.residual_tolerance
         base_rate = 1.0 / self.taper_epochs
         new_budget = budget
@@ -236,6 +244,7 @@ class BudgetTapering(PruningCallback):
                 rate = min(rate * self.speedup, self.max_rate_factor * base_rate)
         if task is not None:
             average = task if updates == 0 else (2.0 * average + task) / 3.0
+        closed = self.close_to(budget)
         for name, value in (
             ("taper_lambda", new_lam),
             ("taper_budget", new_budget),
@@ -251,7 +260,26 @@ class BudgetTapering(PruningCallback):
             "macs_fraction": fraction,
             "lambda": new_lam,
             "residual": residual,
+            "closed_channels": closed,
         }
+
+    def close_to(self, budget):
+        """Closes the weakest channels for good so that the shrunk MACs fit `budget`.
+
+        The budget that held during the interval just ended: the closing
+        lags one update behind the continuous constraint, whose pressure has
+        already pushed the gates about to close towards 0. Returns the number
+        of closed channels.
+        """
+        if budget >= 1.0:
+            return 0
+        remove = tapering_lib.choose_closed(self.cost, max(budget, self.target))
+        closed = 0
+        for gate, groups in zip(self.cost.gates, self.cost.gate_groups):
+            is_open = ~remove[groups]
+            gate.states[OPEN_STATE].assign(is_open.astype("float32"))
+            closed += int((~is_open).sum())
+        return closed
 
     def on_train_begin(self, logs=None):
         if self.update_every != "epoch":
@@ -278,6 +306,10 @@ class BudgetTapering(PruningCallback):
                 "macs_fraction": fraction,
                 "lambda": self._value("taper_lambda"),
                 "residual": fraction - self._value("taper_budget"),
+                "closed_channels": sum(
+                    int((ops.convert_to_numpy(g.states[OPEN_STATE].value) == 0).sum())
+                    for g in self.cost.gates
+                ),
             }
         if logs is not None:
             logs.update({k: float(v) for k, v in values.items()})
