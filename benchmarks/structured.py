@@ -89,15 +89,6 @@ def parse_args(argv=None):
     return args
 
 
-def synthetic(n, seed):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n).astype("int32")
-    x = rng.normal(0, 0.5, (n, 32, 32, 3)).astype("float32")
-    for c in range(10):
-        x[y == c, 3 * c : 3 * c + 3, :, c % 3] += 2.0
-    return x, y
-
-
 def load_data(args):
     if not args.synthetic:
         try:
@@ -111,7 +102,8 @@ def load_data(args):
             return (pad(x[: args.train]), y[: args.train]), (pad(xt[: args.test]), yt[: args.test]), "fashion_mnist_32x32x3"
         except Exception as error:  # noqa: BLE001 - no data here: fall back
             print(f"Fashion-MNIST unavailable ({error}); using synthetic data.")
-    return synthetic(args.train, args.seed), synthetic(args.test, args.seed + 1), "synthetic"
+    train = tfprune.data.synthetic_images(args.train, args.seed)
+    return train, tfprune.data.synthetic_images(args.test, args.seed + 1), "synthetic"
 
 
 def latencies(models, repeats):

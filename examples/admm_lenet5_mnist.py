@@ -47,17 +47,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def synthetic(n, seed):
-    """A learnable 10-class stand-in for MNIST: a bright square per class."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n).astype("int32")
-    x = rng.uniform(0, 0.3, (n, 28, 28, 1)).astype("float32")
-    for c in range(10):
-        r, col = divmod(c, 4)
-        x[y == c, 2 + r * 8 : 8 + r * 8, 2 + col * 6 : 7 + col * 6, 0] = 1.0
-    return x, y
-
-
 def compression(model):
     """Weights of the pruned layers ÷ their nonzeros (the paper's ratio)."""
     total = nonzero = 0
@@ -72,7 +61,8 @@ def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     if args.smoke:
-        (x, y), (xt, yt) = synthetic(256, args.seed), synthetic(128, args.seed + 1)
+        (x, y) = tfprune.data.synthetic_digits(256, args.seed)
+        (xt, yt) = tfprune.data.synthetic_digits(128, args.seed + 1)
         args.iterations, args.steps, args.retrain_steps = 2, 4, 8
         args.pretrain_epochs, args.rho, args.batch_size = 1, 1e-2, 32
     else:

@@ -19,7 +19,6 @@ import json
 import os
 
 import keras
-import numpy as np
 
 import tfprune
 
@@ -43,21 +42,12 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def synthetic(n, seed):
-    """CIFAR-shaped, learnable: the class sets the mean of one channel band."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n).astype("int32")
-    x = rng.normal(0, 0.5, (n, 32, 32, 3)).astype("float32")
-    for c in range(10):
-        x[y == c, 3 * c : 3 * c + 3, :, c % 3] += 2.0
-    return x, y
-
-
 def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     if args.smoke:
-        train, test = synthetic(64, args.seed), synthetic(32, args.seed + 1)
+        train = tfprune.data.synthetic_images(64, args.seed)
+        test = tfprune.data.synthetic_images(32, args.seed + 1)
         args.epochs, args.batch_size, args.width = 2, 32, 0.125
         fit_data = dict(x=train[0], y=train[1], batch_size=args.batch_size)
         steps_per_epoch = len(train[0]) // args.batch_size

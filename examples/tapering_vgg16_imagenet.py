@@ -24,7 +24,6 @@ import json
 import os
 
 import keras
-import numpy as np
 
 import tfprune
 
@@ -51,15 +50,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def synthetic(n, seed, size=32, classes=10):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n).astype("int32")
-    x = rng.normal(0, 0.5, (n, size, size, 3)).astype("float32")
-    for c in range(classes):
-        x[y == c, 3 * c : 3 * c + 3, :, c % 3] += 2.0
-    return x, y
-
-
 def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
@@ -67,7 +57,8 @@ def main(argv=None):
         # The same 13-conv topology at 1/8 width and 32×32 (with BN): seconds,
         # where keras.applications' 4096-wide classifier takes minutes on a CPU.
         dense = tfprune.models.vgg16_cifar(width_multiplier=0.125)
-        train, test = synthetic(64, args.seed), synthetic(32, args.seed + 1)
+        train = tfprune.data.synthetic_images(64, args.seed)
+        test = tfprune.data.synthetic_images(32, args.seed + 1)
         fit_data = dict(x=train[0], y=train[1], batch_size=32)
         test_data = dict(x=test[0], y=test[1])
         args.epochs, args.taper_updates, args.finetune_epochs, args.lr = 3, 2, 1, 0.01

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+import tfprune
 from tfprune import data
 mnist_lib = importlib.import_module("tfprune.data.mnist")  # `data.mnist` is the loader
 
@@ -323,3 +324,24 @@ def test_imagenet_alexnet_size_and_manual_dir(mock_tfds, tmp_path):
     # Under the mock, download_and_prepare is a no-op; a bad manual_dir is an error.
     with pytest.raises(FileNotFoundError, match="manual_dir"):
         data.imagenet(manual_dir=str(tmp_path / "missing"), data_dir=str(tmp_path / "tfds"))
+
+
+@pytest.mark.parametrize("make", [tfprune.data.synthetic_digits, tfprune.data.synthetic_images])
+def test_synthetic_data_is_seeded_and_learnable(make):
+    x, y = make(400, seed=3)
+    x2, y2 = make(400, seed=3)
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(y, y2)
+    assert x.dtype == np.float32 and y.dtype == np.int32 and set(np.unique(y)) == set(range(10))
+    # A nearest-class-mean classifier fitted on one half is right on the other.
+    flat = x.reshape(len(x), -1)
+    means = np.stack([flat[:200][y[:200] == c].mean(0) for c in range(10)])
+    predicted = np.argmin(((flat[200:, None, :] - means[None]) ** 2).sum(-1), axis=1)
+    assert (predicted == y[200:]).mean() > 0.95
+
+
+def test_synthetic_data_errors():
+    with pytest.raises(ValueError, match="classes"):
+        tfprune.data.synthetic_digits(4, classes=13)
+    with pytest.raises(ValueError, match="size"):
+        tfprune.data.synthetic_images(4, size=16)

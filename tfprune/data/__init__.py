@@ -1,4 +1,5 @@
-"""Input pipelines: MNIST-family IDX files, CIFAR-10 and ImageNet via tfds.
+"""Input pipelines: MNIST-family IDX files, CIFAR-10 and ImageNet via tfds;
+small synthetic stand-ins for smoke runs.
 
 All loaders read local data only; none downloads. TensorFlow (tf.data) and
 tensorflow-datasets are imported when a pipeline is built, not when this
@@ -8,6 +9,7 @@ package is imported. The augmentation ops live in `tfprune.data.augment`.
 from tfprune.data.cifar import cifar10
 from tfprune.data.imagenet import imagenet
 from tfprune.data.mnist import fashion_mnist, load_idx, mnist, read_idx
+from tfprune.data.synthetic import synthetic_digits, synthetic_images
 
 __all__ = [
     "fashion_mnist",
@@ -16,4 +18,6 @@ __all__ = [
     "read_idx",
     "cifar10",
     "imagenet",
+    "synthetic_digits",
+    "synthetic_images",
 ]
