@@ -11,7 +11,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from tfprune.wrappers import PruneWrapper, kernel_specs_for
+from tfprune.wrappers import PruneWrapper, kernel_specs_for, weight_variable
 
 
 @dataclasses.dataclass
@@ -92,10 +92,8 @@ def layer_cost(layer, in_shape, out_shape):
     nonzeros = sum(int(np.count_nonzero(v)) for v in values.values())
     prunable = prunable_zeros = macs = effective = 0
     for spec in specs:
-        var = getattr(inner, spec.attr, None)
-        if not isinstance(var, keras.Variable):
-            var = getattr(inner, "_" + spec.attr, None)
-        if not isinstance(var, keras.Variable):
+        var = weight_variable(inner, spec.attr)
+        if var is None:
             continue
         kernel = values[id(var)]
         kernel_macs = _kernel_macs(inner, spec.attr, kernel.size, in_shape, out_shape)

@@ -50,7 +50,7 @@ import keras
 from keras import ops
 
 from tfprune.layers.gates import ChannelGate
-from tfprune.wrappers import PruneWrapper
+from tfprune.wrappers import PruneWrapper, weight_variable
 
 
 def _classes(*names):
@@ -115,10 +115,8 @@ def base_layer(layer):
 
 def variable(layer, attr):
     """The weight variable `attr` of `layer` as a numpy array, or `None`."""
-    value = getattr(layer, attr, None)
-    if not isinstance(value, keras.Variable):
-        value = getattr(layer, "_" + attr, None)
-    if not isinstance(value, keras.Variable):
+    value = weight_variable(layer, attr)
+    if value is None:
         return None
     return np.asarray(ops.convert_to_numpy(value.value))
 

@@ -44,7 +44,7 @@ import numpy as np
 import keras
 
 from tfprune import graph as graph_lib
-from tfprune.wrappers import iter_wrappers
+from tfprune.wrappers import iter_wrappers, weight_variable
 
 
 def _slice_weights(layer, in_keep, out_keep):
@@ -194,10 +194,7 @@ class _Rebuilder:
                 continue
             by_var = {}
             for attr in sliced:
-                var = getattr(old, attr, None)
-                if not isinstance(var, keras.Variable):
-                    var = getattr(old, "_" + attr, None)
-                by_var[id(var)] = sliced[attr]
+                by_var[id(weight_variable(old, attr))] = sliced[attr]
             values = []
             for var in old.weights:
                 if id(var) in by_var:

@@ -43,7 +43,7 @@ from keras import ops
 from tfprune import flops
 from tfprune import graph as graph_lib
 from tfprune.layers.gates import ChannelGate, iter_gates
-from tfprune.wrappers import iter_wrappers, kernel_specs_for
+from tfprune.wrappers import iter_wrappers, kernel_specs_for, weight_variable
 
 # Activations f with f(g·z) = g·f(z) for g >= 0: a gate after the layer folds
 # into its kernel and bias.
@@ -397,10 +397,8 @@ def _terms(model, graph):
         in_groups = graph.in_groups(layer) if id(layer) in graph.layers else None
         out_groups = graph.out_groups(layer) if id(layer) in graph.layers else None
         for spec in specs:
-            var = getattr(inner, spec.attr, None)
-            if not isinstance(var, keras.Variable):
-                var = getattr(inner, "_" + spec.attr, None)
-            if not isinstance(var, keras.Variable):
+            var = weight_variable(inner, spec.attr)
+            if var is None:
                 continue
             size = int(np.prod(var.shape))
             macs = int(flops._kernel_macs(inner, spec.attr, size, in_shape, out_shape))
@@ -776,10 +774,7 @@ def finalize(model, budget=None, threshold=1e-3):
                 scaled = _scaled_weights(op, scale_of[id(op)].astype(np.float64))
                 by_var = {}
                 for attr, value in scaled.items():
-                    var = getattr(op, attr, None)
-                    if not isinstance(var, keras.Variable):
-                        var = getattr(op, "_" + attr, None)
-                    by_var[id(var)] = value
+                    by_var[id(weight_variable(op, attr))] = value
                 weights = [
                     by_var[id(v)].astype(v.dtype) if id(v) in by_var else ops.convert_to_numpy(v.value)
                     for v in op.weights

@@ -215,11 +215,8 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
             )
 
     def _variable(self, attr):
-        value = getattr(self.layer, attr, None)
+        value = weight_variable(self.layer, attr)
         if value is None:
-            # Dense/Embedding expose the variable as `_kernel`/`_embeddings`.
-            value = getattr(self.layer, "_" + attr, None)
-        if not isinstance(value, keras.Variable):
             raise ValueError(
                 f"PruneWrapper {self.name!r}: the wrapped layer has no weight "
                 f"variable {attr!r} (is it built, or quantised?)."
@@ -292,6 +289,18 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
             }
         )
         return config
+
+
+def weight_variable(layer, attr):
+    """The weight variable `attr` of `layer` (or its private `_attr`), or `None`.
+
+    Dense and Embedding expose `kernel`/`embeddings` through properties over
+    `_kernel`/`_embeddings`; this finds the variable either way.
+    """
+    value = getattr(layer, attr, None)
+    if not isinstance(value, keras.Variable):
+        value = getattr(layer, "_" + attr, None)
+    return value if isinstance(value, keras.Variable) else None
 
 
 def iter_wrappers(model):
