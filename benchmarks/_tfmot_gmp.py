@@ -94,7 +94,7 @@ def main():
                    callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
         retrained = float(pruned.evaluate(xt, yt, verbose=0)[1])
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
-    kernels = [l.kernel.numpy() for l in stripped.layers if hasattr(l, "kernel")]
+    kernels = [layer.kernel.numpy() for layer in stripped.layers if hasattr(layer, "kernel")]
     achieved = sum((k == 0).sum() for k in kernels) / sum(k.size for k in kernels)
     with open(out_path, "w") as f:
         json.dump(

@@ -112,7 +112,8 @@ def main(argv=None):
         # TFMOT's dense epochs are timed once, in its first subprocess.
         theirs = common.run_tfmot(weights, data, sparsity, args.prune_epochs, args.batch_size,
                                   args.frequency, args.seed, dense_timing=not runs)
-        tfmot_dense = theirs["dense_epoch_seconds"] if not runs else tfmot_dense
+        if not runs:
+            tfmot_dense = theirs["dense_epoch_seconds"]
         theirs["overhead"] = common.overhead(theirs["pruned_epoch_seconds"], tfmot_dense)
         runs.append({"sparsity_target": sparsity, "tfprune": mine, "tfmot": theirs,
                      "accuracy_gap_pt": 100 * (mine["accuracy"] - theirs["accuracy"])})

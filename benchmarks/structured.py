@@ -33,7 +33,6 @@ finds it, else a synthetic CIFAR-shaped problem. Writes
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -43,8 +42,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import tfprune  # noqa: E402
 from common import compile_classifier, write_json  # noqa: E402
+
+import tfprune  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -99,7 +99,8 @@ def load_data(args):
                 a = np.pad(a[..., :1], ((0, 0), (2, 2), (2, 2), (0, 0)))
                 return np.repeat(a, 3, axis=-1).astype("float32")
 
-            return (pad(x[: args.train]), y[: args.train]), (pad(xt[: args.test]), yt[: args.test]), "fashion_mnist_32x32x3"
+            train, test = (pad(x[: args.train]), y[: args.train]), (pad(xt[: args.test]), yt[: args.test])
+            return train, test, "fashion_mnist_32x32x3"
         except Exception as error:  # noqa: BLE001 - no data here: fall back
             print(f"Fashion-MNIST unavailable ({error}); using synthetic data.")
     train = tfprune.data.synthetic_images(args.train, args.seed)

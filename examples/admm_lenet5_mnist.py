@@ -50,7 +50,7 @@ def parse_args(argv=None):
 def compression(model):
     """Weights of the pruned layers ÷ their nonzeros (the paper's ratio)."""
     total = nonzero = 0
-    for w in tfprune.lifecycle.wrappers_of(model):
+    for w in tfprune.core.wrappers_of(model):
         for v in w.effective_weights():
             a = keras.ops.convert_to_numpy(v)
             total, nonzero = total + a.size, nonzero + np.count_nonzero(a)

@@ -77,8 +77,8 @@ def main(argv=None):
     results["slr_accuracy"] = model.evaluate(**test_data, verbose=0)[1]
     tfprune.hard_prune(model)
     results["hard_prune_accuracy"] = model.evaluate(**test_data, verbose=0)[1]  # no retraining
-    results["sparsity_of_pruned_convs"] = tfprune.callbacks.base.model_sparsity(
-        tfprune.lifecycle.wrappers_of(model)
+    results["sparsity_of_pruned_convs"] = tfprune.core.wrapper.model_sparsity(
+        tfprune.core.wrappers_of(model)
     )
     results["history"] = {k: [float(v) for v in vs] for k, vs in hist.history.items()
                           if k in ("loss", "slr_s", "slr_k", "w_minus_z", "penalty")}

@@ -19,7 +19,6 @@ import os
 import time
 
 import keras
-import numpy as np
 
 import tfprune
 

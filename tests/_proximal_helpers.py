@@ -5,7 +5,7 @@ import numpy as np
 from keras import ops
 
 import tfprune
-from tfprune import masks as masks_lib
+from tfprune.core import masks as masks_lib
 
 
 def tiny_model(seed=0):

@@ -1,13 +1,12 @@
 """fold_batch_norms(): BN merged into the layer before it, outputs unchanged."""
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import layers as L
 
 import tfprune
-from tfprune import batchnorm
+from tfprune.structure import batchnorm
 
 
 def randomize_batch_norms(model, seed=0):

@@ -44,7 +44,9 @@ def test_prune_end_to_end_writes_every_output(idx_dir, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "conv1" in printed and "total" in printed and "dense accuracy" in printed
-    for name in ("model.keras", "saved_model", "saved_model.tflite", "training.png", "logs", "results.json", "history.json"):
+    outputs = ("model.keras", "saved_model", "saved_model.tflite", "training.png", "logs", "results.json",
+               "history.json")
+    for name in outputs:
         assert os.path.exists(os.path.join(out, name)), name
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)

@@ -9,6 +9,7 @@ import pytest
 
 import tfprune
 from tfprune import data
+
 mnist_lib = importlib.import_module("tfprune.data.mnist")  # `data.mnist` is the loader
 
 FMNIST_DIR = "/usr/share/datasets/fashion-mnist"

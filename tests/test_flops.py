@@ -1,8 +1,7 @@
 import keras
-import numpy as np
 
 import tfprune
-from tfprune import flops
+from tfprune.structure import macs as flops
 
 
 def _costs(layer, input_shape):

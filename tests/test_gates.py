@@ -1,11 +1,10 @@
 import keras
 import numpy as np
 import pytest
+from _tapering_helpers import residual_net, set_random_gates, to_numpy
 
 import tfprune
 from tfprune.layers import ChannelGate, UnitInterval, iter_gates
-
-from _tapering_helpers import residual_net, set_random_gates, to_numpy
 
 
 def test_gate_multiplies_by_normalised_gates():
@@ -71,8 +70,8 @@ def test_add_state_after_build_is_saved(tmp_path):
 def test_graph_carries_channels_through_gates():
     model = residual_net()
     gated = tfprune.wrap(model, tfprune.Budget(macs=0.5))
-    plain_graph = tfprune.graph.analyze(model, compute_zero=False)
-    gated_graph = tfprune.graph.analyze(gated, compute_zero=False)
+    plain_graph = tfprune.structure.analyze(model, compute_zero=False)
+    gated_graph = tfprune.structure.analyze(gated, compute_zero=False)
     assert not gated_graph.warnings
     assert gated_graph.num_groups == plain_graph.num_groups
     assert int(gated_graph.pinned.sum()) == int(plain_graph.pinned.sum())

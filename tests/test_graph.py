@@ -2,14 +2,13 @@
 
 import warnings
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import layers as L
 
 import tfprune
-from tfprune import graph as graph_lib
+from tfprune.structure import analysis as graph_lib
 
 
 @keras.saving.register_keras_serializable(package="tfprune_tests")

@@ -6,7 +6,7 @@ import pytest
 from conftest import small_convnet, to_numpy, toy_data
 
 import tfprune
-from tfprune.wrappers import PruneWrapper, iter_wrappers
+from tfprune.core.wrapper import PruneWrapper, iter_wrappers
 
 
 def _sparsity(variable):
@@ -143,4 +143,4 @@ def test_wrapped_model_save_load_round_trip(tmp_path):
     for a, b in zip(iter_wrappers(wrapped), iter_wrappers(loaded)):
         assert (a.target, a.granularity, a.scope) == (b.target, b.granularity, b.scope)
         np.testing.assert_array_equal(to_numpy(a.masks[0].value), to_numpy(b.masks[0].value))
-        assert int(to_numpy(b.pruning_step.value)) == int(to_numpy(a.pruning_step.value)) == 2
+        assert int(to_numpy(b.states["pruning_step"].value)) == int(to_numpy(a.states["pruning_step"].value)) == 2

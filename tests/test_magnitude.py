@@ -4,10 +4,10 @@ import pytest
 from conftest import small_convnet, to_numpy, toy_data
 
 import tfprune
-from tfprune import masks as masks_lib
 from tfprune.callbacks import MagnitudePruning
+from tfprune.core import masks as masks_lib
+from tfprune.core.wrapper import iter_wrappers
 from tfprune.schedules import ConstantSparsity, PolynomialDecay
-from tfprune.wrappers import iter_wrappers
 
 
 def _compiled(spec, model=None):
@@ -50,7 +50,7 @@ def test_gradual_pruning_follows_the_schedule_and_never_regrows():
         for name in before:
             assert np.all(after[name] <= before[name]), "a pruned weight came back"
     assert history.history["sparsity"][-1] == pytest.approx(0.8, abs=2e-3)
-    assert all(int(to_numpy(w.pruning_step.value)) == 32 for w in iter_wrappers(wrapped))
+    assert all(int(to_numpy(w.states["pruning_step"].value)) == 32 for w in iter_wrappers(wrapped))
     assert wrapped.evaluate(x, y, verbose=0, return_dict=True)["accuracy"] > 0.9
 
 
@@ -140,7 +140,7 @@ def test_resume_with_backup_and_restore_equals_uninterrupted(tmp_path):
     resumed = _run(x, y, str(tmp_path / "b"))
     for a, b in zip(iter_wrappers(reference), iter_wrappers(resumed)):
         np.testing.assert_array_equal(to_numpy(a.masks[0].value), to_numpy(b.masks[0].value))
-        assert int(to_numpy(a.pruning_step.value)) == int(to_numpy(b.pruning_step.value)) == 40
+        assert int(to_numpy(a.states["pruning_step"].value)) == int(to_numpy(b.states["pruning_step"].value)) == 40
         np.testing.assert_allclose(to_numpy(a.layer.kernel), to_numpy(b.layer.kernel), atol=1e-5)
 
 

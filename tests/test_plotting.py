@@ -1,6 +1,6 @@
 import os
 
-from tfprune import plotting
+from tfprune.report import plotting
 
 
 def test_plot_run_writes_a_png_atomically(tmp_path):

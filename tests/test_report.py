@@ -1,9 +1,8 @@
 import json
 
-import keras
+from conftest import small_convnet
 
 import tfprune
-from conftest import small_convnet
 
 
 def _lenet():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from conftest import to_numpy
 
-from tfprune import schedules
+from tfprune.core import schedules
 
 
 def _eval(schedule, step):
@@ -48,4 +48,5 @@ def test_bad_arguments(make, message):
 def test_config_round_trip(schedule):
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
     assert type(again) is type(schedule) and again.get_config() == schedule.get_config()
-    assert np.allclose([_eval(again, t)[1] for t in range(0, 120, 13)], [_eval(schedule, t)[1] for t in range(0, 120, 13)])
+    steps = range(0, 120, 13)
+    assert np.allclose([_eval(again, t)[1] for t in steps], [_eval(schedule, t)[1] for t in steps])

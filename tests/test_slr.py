@@ -49,7 +49,7 @@ class Reference:
         alpha = 1 - 1 / (self.M * k ** (1 - 1 / k**self.r))
         num, den = self.norm(self.wa, self.za), self.norm(ws, zs)
         self.s = alpha * self.s * (num / den if num > 0 and den > 0 else 1.0)
-        self.lam = [l + self.s * (w - z) for l, w, z in zip(self.lam, ws, zs)]
+        self.lam = [lam + self.s * (w - z) for lam, w, z in zip(self.lam, ws, zs)]
         self.k += 1
         self.wa, self.za, self.fa = [w.copy() for w in ws], [z.copy() for z in zs], f
 
@@ -58,7 +58,7 @@ class Reference:
         c1 = self.k == 1 or f + self.pen(ws, z_prev) < self.fa + self.pen(self.wa, z_prev)
         if c1:
             self.step(ws, z_prev, f)
-        z_new = [topk_project(w + l / self.rho, self.target) for w, l in zip(ws, self.lam)]
+        z_new = [topk_project(w + lam / self.rho, self.target) for w, lam in zip(ws, self.lam)]
         c2 = self.k == 1 or self.pen(ws, z_new) < self.pen(ws, z_prev)
         if c2:
             self.step(ws, z_new, f)
@@ -85,7 +85,7 @@ def test_initial_state():
         np.testing.assert_array_equal(state(w, "slr_wa_kernel"), kernel(w))
         np.testing.assert_array_equal(state(w, "slr_lambda_kernel"), 0.0)
         assert state(w, "slr_s") == pytest.approx(0.02) and state(w, "slr_k") == 1
-        assert w.mask_updater is not None and "SLR" in w.loss_fns
+        assert "SLR" in w.step_hooks and "SLR" in w.loss_fns
 
 
 @pytest.mark.parametrize(
@@ -151,7 +151,7 @@ def test_updates_match_reference_both_ways():
 def test_failed_conditions_leave_lambda_s_k_unchanged():
     model = wrapped()
     cb = SLR(rho=0.1)
-    for w in tfprune.lifecycle.wrappers_of(model):  # W already in S: Z = W, Λ stays 0
+    for w in tfprune.core.wrappers_of(model):  # W already in S: Z = W, Λ stays 0
         k = w.prunable_weights[0]
         k.assign(topk_project(np_(k.value), 0.5))
     cb.set_model(model)

@@ -4,7 +4,7 @@ import pytest
 from conftest import to_numpy
 
 import tfprune
-from tfprune import sparsity as sp
+from tfprune.core import projections as sp
 
 
 def test_unstructured_mask_keeps_exact_count():

@@ -2,15 +2,16 @@
 
 import warnings
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import layers as L
 
 import tfprune
-from tfprune import graph as graph_lib
-from tfprune import surgery
+from tfprune.core import registry
+from tfprune.core.wrapper import base_layer
+from tfprune.structure import analysis as graph_lib
+from tfprune.structure import surgery
 
 
 @keras.saving.register_keras_serializable(package="tfprune_tests")
@@ -43,25 +44,25 @@ def zero_random_groups(model, rate=0.5, seed=0):
     dead = np.zeros(g.num_groups, bool)
     dead[chosen] = True
     for key, raw in g.layer_out.items():
-        layer = graph_lib.base_layer(g.layers[key])
+        layer = base_layer(g.layers[key])
         hit = dead[g.group_ids(raw)]
         if not hit.any():
             continue
-        if isinstance(layer, graph_lib.BATCH_NORM):
+        if registry.has_role(layer, "batch_norm"):
             for attr in ("gamma", "beta"):
                 _set(getattr(layer, attr), lambda v: np.where(hit, 0, v))
             continue
-        if isinstance(layer, graph_lib.DEPTHWISE):
+        if registry.has_role(layer, "depthwise"):
             if layer.bias is not None:
                 _set(layer.bias, lambda v: np.where(hit, 0, v))
             continue
         if g.layer_role[key] != "producer":
             continue
-        attr = "pointwise_kernel" if isinstance(layer, graph_lib.SEPARABLE) else "kernel"
+        attr = "pointwise_kernel" if registry.has_role(layer, "separable") else "kernel"
         kernel = getattr(layer, attr) if attr != "kernel" else layer._kernel if hasattr(
             layer, "_kernel"
         ) else layer.kernel
-        if isinstance(layer, graph_lib.PRODUCERS_CONV_T):
+        if registry.layer_info(layer).output_kernel.layout == "out_second_last":
             _set(kernel, lambda v: np.where(hit[:, None], 0, v))
         else:
             _set(kernel, lambda v: np.where(hit, 0, v))
@@ -548,7 +549,7 @@ def test_couple_channel_masks_on_demand():
     model = keras.Model(inp, out)
     _random_bn_stats(model)
     wrapped = tfprune.wrap(model, tfprune.Sparsity(0.5, granularity="channel", exclude=["o"]))
-    tfprune.graph.couple_channel_masks(wrapped)
+    tfprune.structure.couple_channel_masks(wrapped)
     ka = keras.ops.convert_to_numpy(wrapped.get_layer("a").channel_keep(0))
     kb = keras.ops.convert_to_numpy(wrapped.get_layer("b").channel_keep(0))
     np.testing.assert_array_equal(ka, kb)

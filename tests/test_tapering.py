@@ -1,13 +1,12 @@
 import keras
 import numpy as np
 import pytest
+from _tapering_helpers import image_data, residual_net, set_random_gates, to_numpy, vgg_net
 
 import tfprune
-from tfprune import tapering
 from tfprune.callbacks import BudgetTapering
 from tfprune.layers import iter_gates
-
-from _tapering_helpers import image_data, residual_net, set_random_gates, to_numpy, vgg_net
+from tfprune.methods import tapering
 
 BACKEND = keras.backend.backend()
 X = np.random.default_rng(3).normal(size=(4, 16, 16, 3)).astype("float32")
@@ -42,7 +41,7 @@ def test_wrap_with_budget_inserts_gates_and_keeps_outputs():
     assert len(stage._inbound_nodes) == 3
     assert len(gated.get_layer("c3_gate")._inbound_nodes) == 2  # c3 and dw_bn
     np.testing.assert_allclose(to_numpy(gated(X)), to_numpy(model(X)), rtol=1e-6, atol=1e-6)
-    assert not any(isinstance(l, tfprune.layers.ChannelGate) for l in model.layers)
+    assert not any(isinstance(layer, tfprune.layers.ChannelGate) for layer in model.layers)
 
 
 def test_wrap_refuses_gated_and_wrapped_models():

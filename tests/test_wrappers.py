@@ -4,7 +4,7 @@ import pytest
 from conftest import to_numpy
 
 import tfprune
-from tfprune.wrappers import PruneWrapper, iter_wrappers
+from tfprune.core.wrapper import PruneWrapper, iter_wrappers
 
 
 def _model_with(layer, input_shape, dtype="float32"):

@@ -1,42 +1,44 @@
 """tfprune: pruning for Keras 3.
 
 The lifecycle: `wrap` → `model.fit(..., callbacks=[<method>])` → `hard_prune`
-→ `strip` → `export`. See docs/lifecycle.md.
+→ `strip` → `shrink` → `summary` / `export`. See docs/lifecycle.md.
+
+Public namespaces: `tfprune.callbacks` (the methods), `tfprune.layers`,
+`tfprune.schedules`, `tfprune.regularizers`, `tfprune.structure` (channel
+groups, surgery), `tfprune.tapering`, `tfprune.exporting`, `tfprune.models`,
+`tfprune.data`.
 """
 
-from tfprune import callbacks, regularizers, schedules
-from tfprune import models, data
+from tfprune import callbacks, data, exporting, layers, models, regularizers, schedules, structure
+from tfprune.core.registry import KernelSpec, LayerInfo, register_layer
+from tfprune.core.sparsity import Sparsity
+from tfprune.core.wrapper import PruneWrapper
 from tfprune.exporting import export
-from tfprune import graph
-from tfprune import layers, tapering
-from tfprune.tapering import Budget
 from tfprune.lifecycle import hard_prune, strip, wrap
-from tfprune.surgery import shrink
-from tfprune.batchnorm import fold_batch_norms, recalibrate_batch_norms
+from tfprune.methods import tapering
+from tfprune.methods.tapering import Budget
 from tfprune.report import summary
-from tfprune.sparsity import Sparsity
+from tfprune.structure import fold_batch_norms, recalibrate_batch_norms, shrink
 from tfprune.version import __version__
-from tfprune.wrappers import PruneWrapper
+
+# `tfprune.graph` is the former name of `tfprune.structure`; kept so code
+# written against it keeps working.
+graph = structure
 
 __all__ = [
-    "Sparsity",
     "Budget",
-    "layers",
-    "tapering",
+    "KernelSpec",
+    "LayerInfo",
     "PruneWrapper",
-    "wrap",
-    "hard_prune",
-    "strip",
-    "shrink",
-    "fold_batch_norms",
-    "recalibrate_batch_norms",
-    "graph",
-    "summary",
-    "export",
-    "callbacks",
-    "schedules",
-    "regularizers",
-    "models",
-    "data",
+    "Sparsity",
     "__version__",
+    "export",
+    "fold_batch_norms",
+    "hard_prune",
+    "recalibrate_batch_norms",
+    "register_layer",
+    "shrink",
+    "strip",
+    "summary",
+    "wrap",
 ]

@@ -16,7 +16,6 @@ exit with code 2.
 
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
@@ -114,7 +113,7 @@ def build_parser():
 
 
 def _validate_prune(args):
-    from tfprune import sparsity as sparsity_lib
+    from tfprune.core import spec as spec_lib
 
     if args.model not in _model_factories():
         raise UsageError(f"unknown --model {args.model!r}; choose from {sorted(_model_factories())}")
@@ -127,10 +126,10 @@ def _validate_prune(args):
     if not 0.0 <= args.sparsity < 1.0:
         raise UsageError(f"--sparsity must lie in [0, 1); got {args.sparsity}")
     try:
-        sparsity_lib.parse_granularity(args.granularity)
+        spec_lib.parse_granularity(args.granularity)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    if args.scope not in sparsity_lib.SCOPES:
+    if args.scope not in spec_lib.SCOPES:
         raise UsageError(f"--scope must be 'layer' or 'global'; got {args.scope!r}")
     for name in ("dense_epochs", "retrain_epochs"):
         if getattr(args, name) < 0:
@@ -168,7 +167,8 @@ def run_prune(args):
     import keras
 
     import tfprune
-    from tfprune import lifecycle, plotting
+    from tfprune.core.wrapper import model_sparsity, wrappers_of
+    from tfprune.report import plotting
 
     keras.utils.set_random_seed(args.seed)
     load = _dataset_loaders()[args.data]
@@ -219,9 +219,7 @@ def run_prune(args):
             print(f"== masked retraining: {args.retrain_epochs} epochs")
             h = pruned.fit(train, validation_data=test, epochs=args.retrain_epochs, verbose=args.verbose, shuffle=False,
                            callbacks=[tensorboard("retrain")])
-            from tfprune.callbacks.base import model_sparsity
-
-            h.history["sparsity"] = [model_sparsity(lifecycle.wrappers_of(pruned))] * len(h.history["loss"])
+            h.history["sparsity"] = [model_sparsity(wrappers_of(pruned))] * len(h.history["loss"])
             phases.append(("retrain", h.history))
             retrain_acc = _accuracy(pruned, test)
 

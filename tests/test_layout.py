@@ -1,0 +1,113 @@
+"""The package layout holds: no import cycles, private Keras API in one place,
+no tfprune imports hidden in functions, small modules.
+
+The layered import contract itself is `lint-imports` (setup.cfg), run by
+`make test`; these tests check what import-linter does not.
+"""
+
+import ast
+import pathlib
+import re
+
+import grimp
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1] / "tfprune"
+MODULES = sorted(p for p in ROOT.rglob("*.py"))
+
+# Private Keras API: attribute names and the private package.
+PRIVATE_KERAS = re.compile(
+    r"keras\.src|\._tracker\b|_nodes_by_depth|_inputs_struct|_outputs_struct|_inbound_nodes"
+    r"|_outbound_nodes|_keras_history|_call_has_training_arg|_flatten_layers|\._functional\b"
+    r"|\._nodes\b|_track_variable|_distribute_strategy"
+)
+# tfprune imports inside functions: only where they keep TensorFlow (or the
+# whole library, for `tfprune --help`) out of import time, never to dodge a cycle.
+LAZY_IMPORTS_ALLOWED = {"cli.py": None, "data/mnist.py": "augment", "data/cifar.py": "augment",
+                        "data/imagenet.py": "augment"}
+
+
+def _relative(path):
+    return path.relative_to(ROOT).as_posix()
+
+
+def test_no_import_cycles_including_imports_in_functions():
+    graph = grimp.build_graph("tfprune", include_external_packages=False)
+    modules = sorted(graph.modules)
+    edges = {m: graph.find_modules_directly_imported_by(m) for m in modules}
+    # A package imports its own submodules through __init__; a submodule
+    # importing its package's public name is the same edge the other way.
+    state, cycles = {}, []
+
+    def visit(module, stack):
+        state[module] = "open"
+        for target in sorted(edges[module]):
+            if target.startswith(module + "."):
+                continue  # a package's __init__ importing its submodules
+            if state.get(target) == "open":
+                cycles.append(stack[stack.index(target):] + [target])
+            elif target not in state:
+                visit(target, stack + [target])
+        state[module] = "done"
+
+    for module in modules:
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_private_keras_api_only_in_the_adapter():
+    offenders = []
+    for path in MODULES:
+        if path.name == "_keras.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if PRIVATE_KERAS.search(code):
+                offenders.append(f"{_relative(path)}:{number}: {line.strip()}")
+    assert not offenders, "private Keras API outside tfprune/_keras.py:\n" + "\n".join(offenders)
+
+
+def test_no_tfprune_imports_inside_functions():
+    offenders = []
+    for path in MODULES:
+        allowed = LAZY_IMPORTS_ALLOWED.get(_relative(path), "")
+        tree = ast.parse(path.read_text())
+        for func in ast.walk(tree):
+            if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(func):
+                names = []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module + "." + a.name for a in node.names]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                for name in names:
+                    if not name.startswith("tfprune"):
+                        continue
+                    if allowed is None or (allowed and name.endswith(allowed)):
+                        continue
+                    offenders.append(f"{_relative(path)}:{node.lineno}: {name}")
+    assert not offenders, "tfprune imports inside functions:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_relative)
+def test_modules_stay_small(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= 420, f"{_relative(path)} has {lines} lines; split it by job"
+
+
+def test_public_api_is_functions_and_classes():
+    import types
+
+    import tfprune
+
+    namespaces = {"callbacks", "layers", "schedules", "regularizers", "structure", "graph",
+                  "tapering", "exporting", "models", "data"}
+    for name in tfprune.__all__:
+        value = getattr(tfprune, name)
+        assert not isinstance(value, types.ModuleType), name
+    modules = {n for n, v in vars(tfprune).items() if isinstance(v, types.ModuleType)}
+    # Subpackages Python binds on import (core, methods, ...) are fine too;
+    # the documented namespaces must all be there.
+    assert namespaces <= modules

@@ -1,0 +1,111 @@
+"""Masks for a whole model: Proj_S applied wrapper by wrapper or globally.
+
+Every method computes its masks here, from tensors of its choice: magnitude
+pruning from the effective weights, ADMM from `W + U`, SLR from `W + Λ/ρ`,
+`hard_prune` from the effective weights. Layer-scope wrappers are projected
+one by one; global-scope wrappers share one threshold.
+"""
+
+from keras import ops
+
+from tfprune.core import projections
+
+
+def layer_mask(wrapper, index, values, target):
+    """Mask of kernel `index` of `wrapper` for its own (layer-scope) target.
+
+    Args:
+        wrapper: a `PruneWrapper`.
+        index: which of the wrapper's prunable weights.
+        values: tensor shaped like that weight; its magnitude is the score.
+        target: sparsity to reach (float or scalar tensor).
+    """
+    spec = wrapper.kernel_specs[index]
+    scores = ops.abs(values)
+    if wrapper.kind == "unstructured":
+        return projections.unstructured_mask(scores, target)
+    if wrapper.kind == "channel":
+        axes = spec.channel_reduce_axes(len(scores.shape))
+        return projections.channel_mask(scores, target, axes)
+    if spec.nm_axis is None:  # N:M does not apply to this kernel.
+        return ops.ones_like(scores)
+    return projections.nm_mask(scores, wrapper.n, wrapper.m, spec.nm_axis)
+
+
+def global_scores(wrapper, index, values):
+    """Scores that are comparable across the layers of a global group."""
+    scores = ops.abs(values)
+    if wrapper.kind == "channel":
+        spec = wrapper.kernel_specs[index]
+        axes = spec.channel_reduce_axes(len(scores.shape))
+        return projections.global_channel_scores(scores, axes)
+    return scores
+
+
+def mask_from_threshold(wrapper, index, values, threshold):
+    """Mask of kernel `index` for a global threshold on `global_scores`."""
+    scores = global_scores(wrapper, index, values)
+    keep = scores > ops.cast(threshold, scores.dtype)
+    if wrapper.kind == "channel":
+        # Never remove every channel of a layer: that would cut the network.
+        keep = ops.logical_or(keep, scores >= ops.max(scores))
+    mask = ops.cast(keep, values.dtype)
+    return ops.broadcast_to(mask, ops.shape(values))
+
+
+def group_threshold(wrappers, values, target):
+    """The global threshold of a group of wrappers.
+
+    Args:
+        wrappers: global-scope wrappers ranked together.
+        values: per wrapper, the list of tensors to score (one per kernel).
+        target: the group's sparsity.
+    """
+    scores = [
+        global_scores(w, i, v)
+        for w, vals in zip(wrappers, values)
+        for i, v in enumerate(vals)
+    ]
+    if wrappers[0].kind == "channel":
+        # One entry per channel, not per weight.
+        scores = [ops.reshape(s, (-1,)) for s in scores]
+    return projections.global_threshold(scores, target)
+
+
+def compute_masks(wrappers, values, targets=None):
+    """Projects `values` onto each wrapper's sparsity set.
+
+    Args:
+        wrappers: list of `PruneWrapper`s.
+        values: per wrapper, a list of tensors (one per prunable weight).
+        targets: optional per-wrapper targets overriding `wrapper.target`
+            (used by schedules). Global-scope wrappers use the first global
+            wrapper's target for the whole group.
+
+    Returns:
+        Per wrapper, a list of masks.
+    """
+    if targets is None:
+        targets = [w.target for w in wrappers]
+    masks = [None] * len(wrappers)
+    global_idx = [i for i, w in enumerate(wrappers) if w.scope == "global"]
+    if global_idx:
+        group = [wrappers[i] for i in global_idx]
+        group_vals = [values[i] for i in global_idx]
+        threshold = group_threshold(group, group_vals, targets[global_idx[0]])
+        for i in global_idx:
+            masks[i] = [
+                mask_from_threshold(wrappers[i], k, v, threshold)
+                for k, v in enumerate(values[i])
+            ]
+    for i, w in enumerate(wrappers):
+        if masks[i] is None:
+            masks[i] = [layer_mask(w, k, v, targets[i]) for k, v in enumerate(values[i])]
+    return masks
+
+
+def assign_masks(wrappers, masks):
+    """Writes masks computed by `compute_masks` into the wrappers."""
+    for w, ms in zip(wrappers, masks):
+        for var, m in zip(w.masks, ms):
+            var.assign(m)

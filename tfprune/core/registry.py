@@ -1,0 +1,342 @@
+"""The layer registry: everything tfprune knows about a Keras layer class, once.
+
+For each layer class the registry holds a `LayerInfo`: which variables are
+prunable kernels and how their axes read (`KernelSpec`), how channels flow
+through the layer (its *role* in channel analysis), which config argument
+sets its output width, which per-channel vectors go with its output channels,
+and how its MACs are counted. Wrapping, channel analysis, shrink, MAC
+counting, BatchNormalization folding and budget tapering all read it here.
+
+A custom layer is handled everywhere once it is registered:
+
+```python
+class MyConv(keras.layers.Layer):          # kernel (kh, kw, in, out), bias (out,)
+    ...
+
+tfprune.register_layer(
+    MyConv,
+    tfprune.LayerInfo(
+        role="producer",
+        kernels=(tfprune.KernelSpec("kernel", bias_attr="bias"),),
+        width_arg="filters",
+        channel_vectors=("bias",),
+    ),
+)
+```
+
+Lookup follows the class's MRO, so subclasses of a registered class share its
+entry unless they register their own.
+
+Roles (how channel `c` of the input relates to the output):
+
+- `"producer"`: mixes input channels into new output channels (Dense, Conv,
+  ConvTranspose); `"separable"`: a depthwise then pointwise producer;
+  `"embedding"`: indices in, new channels out;
+- `"depthwise"`: channel `c` becomes channels `c*m .. c*m+m-1`;
+- `"batch_norm"`: normalises channel `c` (last axis);
+- `"activation"`: elementwise (softmax excepted); with `channel_vectors` it
+  carries per-channel weights (PReLU);
+- `"pass_through"`: keeps channel `c` as channel `c` (dropout, pooling,
+  padding, ...);
+- `"merge"` / `"merge_any"`: elementwise merges that are zero when all / any
+  inputs are zero; `"concatenate"`; `"flatten"`; `"reshape"`.
+
+A layer with no role stops channel analysis (its channels are pinned).
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+ROLES = (
+    "producer",
+    "separable",
+    "depthwise",
+    "embedding",
+    "batch_norm",
+    "activation",
+    "pass_through",
+    "merge",
+    "merge_any",
+    "concatenate",
+    "flatten",
+    "reshape",
+)
+LAYOUTS = ("out_last", "out_second_last", "depthwise", "embedding")
+MACS_ON = ("output", "input", None)
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelSpec:
+    """Where a prunable weight of a layer is and how its axes read.
+
+    Attributes:
+        attr: attribute name of the weight variable on the layer.
+        layout: `"out_last"` (Dense, Conv, pointwise: channels on the last
+            axis), `"out_second_last"` (ConvTranspose: `(..., out, in)`),
+            `"depthwise"` (`(..., in, multiplier)`: a channel is one
+            (in, multiplier) pair) or `"embedding"` (`(vocab, dim)`).
+        nm_axis: the input axis that N:M groups run along, or `None` where
+            N:M does not apply (the kernel is then left dense).
+        bias_attr: the bias zeroed with a pruned channel, or `None`.
+
+    Example:
+
+    >>> KernelSpec("kernel", bias_attr="bias").channel_reduce_axes(4)
+    (0, 1, 2)
+    """
+
+    attr: str
+    layout: str = "out_last"
+    nm_axis: int = -2
+    bias_attr: str = None
+
+    def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"KernelSpec {self.attr!r}: layout must be one of {LAYOUTS}; got {self.layout!r}.")
+
+    def channel_reduce_axes(self, rank):
+        """The axes that make up one output channel of a kernel of this rank."""
+        if self.layout in ("out_last", "embedding"):
+            return tuple(range(rank - 1))
+        if self.layout == "out_second_last":
+            return tuple(a for a in range(rank) if a != rank - 2)
+        return tuple(range(rank - 2))  # depthwise
+
+    def to_in_out(self, value):
+        """The kernel with input channels on axis -2 and outputs on -1 (and back).
+
+        For `"out_second_last"` kernels this swaps the last two axes (its own
+        inverse); other layouts are already in that order.
+        """
+        if self.layout == "out_second_last":
+            return value.swapaxes(-1, -2)
+        return value
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerInfo:
+    """What tfprune knows about one layer class.
+
+    Attributes:
+        role: how channels flow through the layer (see the module notes), or
+            `None` (channel analysis stops at the layer).
+        kernels: the prunable weights, a tuple of `KernelSpec`; the last one
+            produces the layer's output channels.
+        width_arg: the config argument holding the number of output channels
+            (`"units"`, `"filters"`, `"output_dim"`), for shrinking.
+        channel_vectors: weights with one entry per output (or carried)
+            channel, sliced and scaled with it (`"bias"`, BatchNormalization's
+            four vectors, PReLU's `"alpha"`).
+        macs_on: MACs are `kernel size × positions of the "output"` (Dense,
+            Conv) or of the `"input"` (ConvTranspose); `None` counts none.
+        foldable: a BatchNormalization right after the layer folds into it.
+    """
+
+    role: str = None
+    kernels: tuple = ()
+    width_arg: str = None
+    channel_vectors: tuple = ()
+    macs_on: str = "output"
+    foldable: bool = False
+
+    def __post_init__(self):
+        if self.role is not None and self.role not in ROLES:
+            raise ValueError(f"LayerInfo: role must be one of {ROLES} or None; got {self.role!r}.")
+        if self.macs_on not in MACS_ON:
+            raise ValueError(f"LayerInfo: macs_on must be one of {MACS_ON}; got {self.macs_on!r}.")
+        if not all(isinstance(k, KernelSpec) for k in self.kernels):
+            raise TypeError("LayerInfo: kernels must be a tuple of tfprune.KernelSpec.")
+
+    @property
+    def output_kernel(self):
+        """The `KernelSpec` whose output channels are the layer's, or `None`."""
+        return self.kernels[-1] if self.kernels else None
+
+
+_REGISTRY = {}
+
+
+def register_layer(layer_class, info):
+    """Tells every part of tfprune how to handle `layer_class`.
+
+    Args:
+        layer_class: a `keras.layers.Layer` subclass.
+        info: its `LayerInfo`; replaces an earlier registration.
+
+    Returns:
+        `layer_class`, so this also works as a decorator factory's result.
+
+    Example:
+
+    ```python
+    tfprune.register_layer(MyDense, tfprune.LayerInfo(
+        role="producer", kernels=(tfprune.KernelSpec("w", bias_attr="b"),),
+        width_arg="units", channel_vectors=("b",)))
+    ```
+    """
+    if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
+        raise TypeError(f"register_layer: expected a keras.layers.Layer subclass; got {layer_class!r}.")
+    if not isinstance(info, LayerInfo):
+        raise TypeError(f"register_layer: `info` must be a tfprune.LayerInfo; got {info!r}.")
+    _REGISTRY[layer_class] = info
+    return layer_class
+
+
+def layer_info(layer, exact=False):
+    """The `LayerInfo` of `layer` (an instance or class), or `None`.
+
+    Args:
+        layer: a layer or layer class.
+        exact: only an entry for the exact class counts (no subclasses).
+    """
+    cls = layer if isinstance(layer, type) else type(layer)
+    if exact:
+        return _REGISTRY.get(cls)
+    for klass in cls.__mro__:
+        if klass in _REGISTRY:
+            return _REGISTRY[klass]
+    return None
+
+
+def kernel_specs_for(layer):
+    """The `KernelSpec`s of a layer, or `None` if tfprune cannot prune it."""
+    info = layer_info(layer)
+    return info.kernels if info is not None and info.kernels else None
+
+
+def is_prunable(layer):
+    """Whether `layer` has prunable kernels."""
+    return kernel_specs_for(layer) is not None
+
+
+def has_role(layer, *roles):
+    """Whether `layer`'s registered role is one of `roles`."""
+    info = layer_info(layer)
+    return info is not None and info.role in roles
+
+
+def supported_layer_names():
+    """The prunable layer classes, by name, for error messages."""
+    return ", ".join(cls.__name__ for cls, info in _REGISTRY.items() if info.kernels)
+
+
+def weight_variable(layer, attr):
+    """The weight variable `attr` of `layer` (or its private `_attr`), or `None`.
+
+    Dense and Embedding expose `kernel`/`embeddings` through properties over
+    `_kernel`/`_embeddings`; this finds the variable either way.
+    """
+    value = getattr(layer, attr, None)
+    if not isinstance(value, keras.Variable):
+        value = getattr(layer, "_" + attr, None)
+    return value if isinstance(value, keras.Variable) else None
+
+
+# ------------------------------------------------------- Keras' own layers
+
+
+def _register_keras(names, info):
+    for name in names:
+        cls = getattr(keras.layers, name, None)
+        if cls is not None:
+            register_layer(cls, info)
+
+
+_BIAS = ("bias",)
+_register_keras(
+    ("Dense",),
+    LayerInfo("producer", (KernelSpec("kernel", "out_last", -2, "bias"),), "units", _BIAS, foldable=True),
+)
+_register_keras(("EinsumDense",), LayerInfo(None, (KernelSpec("kernel", "out_last", 0, None),)))
+_register_keras(
+    ("Conv1D", "Conv2D", "Conv3D"),
+    LayerInfo("producer", (KernelSpec("kernel", "out_last", -2, "bias"),), "filters", _BIAS, foldable=True),
+)
+_register_keras(
+    ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"),
+    LayerInfo(
+        "producer",
+        (KernelSpec("kernel", "out_second_last", -1, "bias"),),
+        "filters",
+        _BIAS,
+        macs_on="input",
+        foldable=True,
+    ),
+)
+_register_keras(
+    ("DepthwiseConv1D", "DepthwiseConv2D"),
+    LayerInfo("depthwise", (KernelSpec("kernel", "depthwise", None, "bias"),), None, _BIAS, foldable=True),
+)
+_register_keras(
+    ("SeparableConv1D", "SeparableConv2D"),
+    LayerInfo(
+        "separable",
+        (
+            KernelSpec("depthwise_kernel", "depthwise", None, None),
+            KernelSpec("pointwise_kernel", "out_last", -2, "bias"),
+        ),
+        "filters",
+        _BIAS,
+        foldable=True,
+    ),
+)
+_register_keras(
+    ("Embedding",),
+    LayerInfo("embedding", (KernelSpec("embeddings", "embedding", None, None),), "output_dim", macs_on=None),
+)
+_register_keras(
+    ("BatchNormalization",),
+    LayerInfo("batch_norm", channel_vectors=("gamma", "beta", "moving_mean", "moving_variance")),
+)
+_register_keras(("Activation", "ReLU", "LeakyReLU", "ELU"), LayerInfo("activation"))
+_register_keras(("PReLU",), LayerInfo("activation", channel_vectors=("alpha",)))
+_register_keras(
+    (
+        "Dropout",
+        "SpatialDropout1D",
+        "SpatialDropout2D",
+        "SpatialDropout3D",
+        "GaussianDropout",
+        "GaussianNoise",
+        "AlphaDropout",
+        "ActivityRegularization",
+        "Identity",
+        "MaxPooling1D",
+        "MaxPooling2D",
+        "MaxPooling3D",
+        "AveragePooling1D",
+        "AveragePooling2D",
+        "AveragePooling3D",
+        "GlobalMaxPooling1D",
+        "GlobalMaxPooling2D",
+        "GlobalMaxPooling3D",
+        "GlobalAveragePooling1D",
+        "GlobalAveragePooling2D",
+        "GlobalAveragePooling3D",
+        "ZeroPadding1D",
+        "ZeroPadding2D",
+        "ZeroPadding3D",
+        "Cropping1D",
+        "Cropping2D",
+        "Cropping3D",
+        "UpSampling1D",
+        "UpSampling2D",
+        "UpSampling3D",
+    ),
+    LayerInfo("pass_through"),
+)
+_register_keras(("Add", "Subtract", "Average", "Maximum", "Minimum"), LayerInfo("merge"))
+_register_keras(("Multiply",), LayerInfo("merge_any"))
+_register_keras(("Concatenate",), LayerInfo("concatenate"))
+_register_keras(("Flatten",), LayerInfo("flatten"))
+_register_keras(("Reshape",), LayerInfo("reshape"))
+
+
+def weight_array(layer, attr):
+    """The weight `attr` of `layer` as a NumPy array, or `None` if it has none."""
+    value = weight_variable(layer, attr)
+    if value is None:
+        return None
+    return np.asarray(keras.ops.convert_to_numpy(value.value))

@@ -1,0 +1,211 @@
+"""`Sparsity`: the spec of unstructured, channel and N:M pruning.
+
+`Sparsity` says *what* to prune (which layers, how much, in which pattern).
+`Sparsity.wrap(model)` (reached as `tfprune.wrap(model, spec)`) copies the
+model with every selected prunable layer inside a `PruneWrapper`; the methods
+then compute masks with `tfprune.core.masks`.
+"""
+
+import re
+
+import keras
+
+from tfprune import _keras
+from tfprune.core import cloning, registry
+from tfprune.core.spec import PruningSpec, check_scope, check_target, parse_granularity
+from tfprune.core.wrapper import PruneWrapper, iter_wrappers
+
+
+def _matches(layer, pattern):
+    if isinstance(pattern, type):
+        return isinstance(layer, pattern)
+    if isinstance(pattern, str):
+        return layer.name == pattern or re.fullmatch(pattern, layer.name) is not None
+    raise TypeError(
+        "Sparsity: include/exclude entries must be layer names, regular "
+        f"expressions or layer classes; got {pattern!r}."
+    )
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, set)):
+        return list(value)
+    return [value]
+
+
+@keras.saving.register_keras_serializable(package="tfprune")
+class Sparsity(PruningSpec):
+    """What to prune: how much, in which pattern, and where.
+
+    Args:
+        target: final fraction of zeros in [0, 1), e.g. `0.9`; or a dict
+            `{layer name or regex: target}` for per-layer targets (only the
+            layers it names are pruned).
+        granularity: `"unstructured"` (any weight), `"channel"` (whole output
+            channels, scored by their L2 norm) or `"N:M"` such as `"2:4"` (at
+            most N nonzeros in every M consecutive input weights; the target
+            must then be `None` or equal `1 - N/M`).
+        scope: `"layer"` gives every layer its target; `"global"` ranks the
+            weights of all selected layers together with one threshold (scalar
+            target only).
+        include: layer names, regexes or layer classes to prune; default all
+            prunable layers.
+        exclude: layer names, regexes or layer classes never to prune.
+
+    Example:
+
+    >>> spec = Sparsity(0.9, scope="global", exclude=["logits"])
+    >>> spec.target
+    0.9
+    >>> Sparsity(None, granularity="2:4").target
+    0.5
+    """
+
+    def __init__(
+        self,
+        target,
+        granularity="unstructured",
+        scope="layer",
+        include=None,
+        exclude=None,
+    ):
+        self.kind, self.n, self.m = parse_granularity(granularity)
+        self.granularity = granularity
+        if self.kind == "n:m":
+            implied = 1.0 - self.n / self.m
+            if target is None:
+                target = implied
+            elif isinstance(target, dict) or abs(float(target) - implied) > 1e-6:
+                raise ValueError(
+                    f"Sparsity: granularity {granularity!r} fixes the sparsity at "
+                    f"{implied:g}; pass target=None or target={implied:g}."
+                )
+        if isinstance(target, dict):
+            if not target:
+                raise ValueError("Sparsity: the per-layer target dict is empty.")
+            target = {
+                str(k): check_target(v, f"Sparsity target for layer {k!r}")
+                for k, v in target.items()
+            }
+        else:
+            target = check_target(target, "Sparsity")
+        check_scope(scope, "Sparsity")
+        if scope == "global" and isinstance(target, dict):
+            raise ValueError(
+                "Sparsity: scope='global' ranks all layers together and needs one "
+                "scalar target; use scope='layer' for per-layer targets."
+            )
+        if scope == "global" and self.kind == "n:m":
+            raise ValueError(
+                "Sparsity: N:M patterns are per group of M weights; use scope='layer'."
+            )
+        self.target = target
+        self.scope = scope
+        self.include = _as_list(include)
+        self.exclude = _as_list(exclude)
+
+    def target_for(self, layer):
+        """The final target of `layer`, or `None` if the spec does not select it."""
+        if self.include and not any(_matches(layer, p) for p in self.include):
+            return None
+        if any(_matches(layer, p) for p in self.exclude):
+            return None
+        if isinstance(self.target, dict):
+            for key, value in self.target.items():
+                if _matches(layer, key):
+                    return value
+            return None
+        return self.target
+
+    def wrap(self, model):
+        """Returns a copy of `model` whose selected prunable layers are `PruneWrapper`s.
+
+        See `tfprune.wrap`, which calls this.
+        """
+        cloning.check_cloneable(model, "wrap")
+        if any(True for _ in iter_wrappers(model)):
+            raise ValueError(
+                f"tfprune.wrap: model {model.name!r} is already wrapped; call "
+                "tfprune.strip(model) first to start again."
+            )
+        _check_spec_names(self, list(_leaf_layers(model)))
+        wrapped_names = []
+
+        def wrap_layer(layer):
+            target = self.target_for(layer)
+            clone = cloning.clone_layer(layer)
+            if target is None or not registry.is_prunable(layer):
+                return clone
+            wrapped_names.append(layer.name)
+            return PruneWrapper(
+                clone, target=target, granularity=self.granularity, scope=self.scope
+            )
+
+        new_model = cloning.clone_model(model, wrap_layer)
+        if not wrapped_names:
+            raise ValueError(
+                f"tfprune.wrap: {self!r} selects no prunable layer of model "
+                f"{model.name!r}. Prunable layer types: {registry.supported_layer_names()}."
+            )
+        return new_model
+
+    def get_config(self):
+        def names(patterns):
+            return [p.__name__ if isinstance(p, type) else p for p in patterns]
+
+        if any(isinstance(p, type) for p in self.include + self.exclude):
+            # Classes are stored by name: a regex on the layer name is what
+            # survives serialisation, so say so rather than lose them quietly.
+            raise ValueError(
+                "Sparsity.get_config: include/exclude hold layer classes, which "
+                "cannot be serialised; use layer names or regexes instead."
+            )
+        return {
+            "target": self.target,
+            "granularity": self.granularity,
+            "scope": self.scope,
+            "include": names(self.include),
+            "exclude": names(self.exclude),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return (
+            f"Sparsity(target={self.target!r}, granularity={self.granularity!r}, "
+            f"scope={self.scope!r})"
+        )
+
+
+def _leaf_layers(model):
+    for layer in _keras.sublayers(model):
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
+def _check_spec_names(sparsity, layers):
+    """Exact names in the spec must exist and, if selected, be prunable."""
+    by_name = {layer.name: layer for layer in layers}
+    named = [p for p in sparsity.include if isinstance(p, str)]
+    if isinstance(sparsity.target, dict):
+        named += list(sparsity.target)
+    for name in named:
+        if name in by_name:
+            layer = by_name[name]
+            if not registry.is_prunable(layer):
+                raise ValueError(
+                    f"tfprune.wrap: layer {name!r} ({type(layer).__name__}) is "
+                    f"named in the Sparsity spec but cannot be pruned. Prunable "
+                    f"layer types: {registry.supported_layer_names()}."
+                )
+        elif not any(_matches(layer, name) for layer in layers):
+            raise ValueError(
+                f"tfprune.wrap: the Sparsity spec names {name!r}, which matches "
+                f"no layer. Layers: {sorted(by_name)}."
+            )

@@ -1,0 +1,263 @@
+"""`PruneWrapper`: a Keras layer wrapper that holds masks and method state.
+
+The wrapper keeps the wrapped layer's weights untouched and runs the layer with
+*effective* weights `W * mask`: inside its `call` it maps every weight of the
+wrapped layer to its effective value with `keras.StatelessScope`, so the layer's
+own `call` is reused as-is on every backend and the gradient reaching `W` is
+masked automatically (pruned weights get exactly zero gradient).
+
+All state lives in non-trainable variables created in `build` (masks, the
+pruning step counter, per-method state such as ADMM's Z and U), so `.keras`
+files, checkpoints and `BackupAndRestore` carry it. Methods attach behaviour
+(a mask update run inside the compiled step, a penalty added with `add_loss`)
+through two hooks, `mask_updater` and `loss_fns`, which are code, not state.
+"""
+
+import keras
+from keras import ops
+
+from tfprune import _keras
+from tfprune.core import cloning, registry
+from tfprune.core.spec import check_scope, check_target, parse_granularity
+from tfprune.core.state import MethodStateMixin, iter_state_layers, zero_fraction
+
+
+@keras.saving.register_keras_serializable(package="tfprune")
+class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
+    """Wraps a prunable layer: masks, pruning step and method state as weights.
+
+    `tfprune.wrap()` inserts these for you. Wrap layers directly when you
+    build a subclassed model, which `wrap()` cannot clone.
+
+    Args:
+        layer: the layer to prune: any class in the layer registry with
+            kernels (`tfprune.register_layer`).
+        target: this layer's final sparsity in [0, 1).
+        granularity: `"unstructured"`, `"channel"` or `"N:M"` (e.g. `"2:4"`).
+        scope: `"layer"` or `"global"` (ranked together with the other
+            global-scope wrappers of the model).
+        states: internal; the method state to recreate on load.
+        **kwargs: base `Layer` arguments (`name`, ...). The name defaults to
+            the wrapped layer's name, so `model.get_layer(...)` still finds it.
+
+    Example:
+
+    ```python
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden = tfprune.PruneWrapper(keras.layers.Dense(64), target=0.8)
+            self.out = keras.layers.Dense(10)
+
+        def call(self, x, training=False):
+            return self.out(self.hidden(x, training=training))
+    ```
+    """
+
+    def __init__(
+        self,
+        layer,
+        target=0.5,
+        granularity="unstructured",
+        scope="layer",
+        states=None,
+        **kwargs,
+    ):
+        kwargs.setdefault("name", getattr(layer, "name", None))
+        super().__init__(layer, **kwargs)
+        specs = registry.kernel_specs_for(layer)
+        if specs is None:
+            raise ValueError(
+                f"PruneWrapper: layer {layer.name!r} ({type(layer).__name__}) "
+                f"cannot be pruned. Supported layers: {registry.supported_layer_names()}. "
+                "Register a custom layer with tfprune.register_layer."
+            )
+        if getattr(layer, "lora_enabled", False):
+            raise ValueError(
+                f"PruneWrapper: layer {layer.name!r} has LoRA enabled; prune it "
+                "before enabling LoRA."
+            )
+        self.kernel_specs = specs
+        self.kind, self.n, self.m = parse_granularity(granularity)
+        self.granularity = granularity
+        if self.kind == "n:m":
+            target = 1.0 - self.n / self.m
+        self.target = check_target(target, f"PruneWrapper {self.name!r}")
+        self.scope = check_scope(scope, f"PruneWrapper {self.name!r}")
+        self._init_method_state(states)
+        self.masks = []
+        self.supports_masking = getattr(layer, "supports_masking", False)
+        # Hooks set by method callbacks; code, never state. Both run inside
+        # the compiled training step, the mask hook first.
+        self.mask_updater = None
+        self.step_hooks = {}
+
+    # ------------------------------------------------------------------ build
+
+    def build(self, input_shape=None):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        self.masks = []
+        for spec in self.kernel_specs:
+            kernel = self._variable(spec.attr)
+            self._check_nm(spec, kernel)
+            self.masks.append(
+                self.add_weight(
+                    name=f"{spec.attr}_mask",
+                    shape=kernel.shape,
+                    dtype=kernel.dtype,
+                    initializer="ones",
+                    trainable=False,
+                    aggregation="only_first_replica",
+                )
+            )
+        self._build_method_state()
+        self.built = True
+
+    def _check_nm(self, spec, kernel):
+        if self.kind != "n:m" or spec.nm_axis is None:
+            return
+        size = kernel.shape[spec.nm_axis]
+        if size % self.m:
+            raise ValueError(
+                f"PruneWrapper {self.name!r}: N:M sparsity {self.granularity} needs "
+                f"the input dimension divisible by {self.m}, but {spec.attr} has "
+                f"shape {tuple(kernel.shape)} ({size} inputs). Exclude this layer "
+                "(Sparsity(..., exclude=[name])) or choose another M."
+            )
+
+    def _variable(self, attr):
+        value = registry.weight_variable(self.layer, attr)
+        if value is None:
+            raise ValueError(
+                f"PruneWrapper {self.name!r}: the wrapped layer has no weight "
+                f"variable {attr!r} (is it built, or quantised?)."
+            )
+        return value
+
+    # ------------------------------------------------------------- accessors
+
+    @property
+    def prunable_weights(self):
+        """The variables that the masks apply to, in `kernel_specs` order."""
+        return [self._variable(spec.attr) for spec in self.kernel_specs]
+
+    def effective_weights(self):
+        """`W * mask` for each prunable weight (tensors)."""
+        return [w.value * m.value for w, m in zip(self.prunable_weights, self.masks)]
+
+    def channel_keep(self, index):
+        """1 for each output channel of kernel `index` that is not all-masked."""
+        spec = self.kernel_specs[index]
+        mask = self.masks[index].value
+        axes = spec.channel_reduce_axes(len(mask.shape))
+        return ops.reshape(ops.max(mask, axis=axes), (-1,))
+
+    # ------------------------------------------------------------------ call
+
+    def _effective_mapping(self):
+        mapping = {id(w): w.value * m.value for w, m in zip(self.prunable_weights, self.masks)}
+        if self.kind == "channel":
+            # A pruned channel must output exactly zero: mask its bias too.
+            for i, spec in enumerate(self.kernel_specs):
+                bias = getattr(self.layer, spec.bias_attr, None) if spec.bias_attr else None
+                if isinstance(bias, keras.Variable):
+                    mapping[id(bias)] = bias.value * ops.cast(self.channel_keep(i), bias.dtype)
+        return [(v, mapping.get(id(v), v.value)) for v in self.layer.variables]
+
+    def call(self, inputs, *args, training=None, **kwargs):
+        if training:
+            if self.mask_updater is not None:
+                self.mask_updater(self)
+            for hook in self.step_hooks.values():
+                hook(self)
+        for loss_fn in self.loss_fns.values():
+            self.add_loss(loss_fn(self))
+        if _keras.call_has_training_arg(self.layer):
+            kwargs["training"] = training
+        with keras.StatelessScope(self._effective_mapping(), collect_losses=True) as scope:
+            outputs = self.layer(inputs, *args, **kwargs)
+        for loss in scope.losses:
+            self.add_loss(loss)
+        return outputs
+
+    def compute_output_shape(self, input_shape, *args, **kwargs):
+        return self.layer.compute_output_shape(input_shape, *args, **kwargs)
+
+    def compute_output_spec(self, *args, **kwargs):
+        kwargs.pop("training", None)
+        return self.layer.compute_output_spec(*args, **kwargs)
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return self.layer.compute_mask(inputs, previous_mask)
+
+    # --------------------------------------------------------- serialisation
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "target": self.target,
+                "granularity": self.granularity,
+                "scope": self.scope,
+                **self._method_state_config(),
+            }
+        )
+        return config
+
+
+def iter_wrappers(model):
+    """Yields every `PruneWrapper` in `model`, nested models included, once.
+
+    The order is the model's layer order (topological for functional models),
+    which is the order the wrappers run in a forward pass.
+    """
+    return iter_state_layers(model, PruneWrapper)
+
+
+def wrappers_of(model, what="tfprune"):
+    """All `PruneWrapper`s of `model`; a clear error if there are none."""
+    wrappers = list(iter_wrappers(model))
+    if not wrappers:
+        raise ValueError(
+            f"{what}: model {model.name!r} has no PruneWrapper; call "
+            "tfprune.wrap(model, tfprune.Sparsity(...)) first."
+        )
+    return wrappers
+
+
+def is_wrapped(model):
+    """Whether `model` holds at least one `PruneWrapper`."""
+    return any(True for _ in iter_wrappers(model))
+
+
+def strip_model(model):
+    """A copy of a wrapped model with plain layers and the zeros baked in.
+
+    `tfprune.strip` is the public entry (with its checks); this is the
+    mechanism, shared by `shrink` and `export`.
+    """
+
+    def strip_layer(layer):
+        if not isinstance(layer, PruneWrapper):
+            return cloning.clone_layer(layer)
+        effective = {id(v): val for v, val in layer._effective_mapping()}
+        weights = [ops.convert_to_numpy(effective[id(v)]) for v in layer.layer.weights]
+        return cloning.clone_layer(layer.layer, weights)
+
+    return cloning.clone_model(model, strip_layer)
+
+
+def plain_model(model):
+    """`model` itself if it has no `PruneWrapper`, else `strip_model(model)`."""
+    return strip_model(model) if is_wrapped(model) else model
+
+
+def base_layer(layer):
+    """The layer that does the work: the wrapped layer of a `PruneWrapper`."""
+    return layer.layer if isinstance(layer, PruneWrapper) else layer
+
+
+def model_sparsity(wrappers):
+    """Fraction of zeros over all masks of `wrappers` (a float)."""
+    return zero_fraction([m.value for w in wrappers for m in w.masks])

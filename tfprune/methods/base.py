@@ -1,0 +1,165 @@
+"""The method protocol: how every pruning method plugs into `model.fit`.
+
+A method is a Keras callback that holds configuration and code, never state.
+It plugs in the same way whatever it does:
+
+1. **Targets.** `find_targets(model)` returns the layers the method acts on:
+   the `PruneWrapper`s (default) or, for budget tapering, the `ChannelGate`s.
+2. **State.** `attach(targets)` creates every variable the method needs with
+   `layer.add_state(...)` (saved with the model, restored by
+   `BackupAndRestore`) and installs hooks that run *inside* the compiled
+   training step: `wrapper.mask_updater` (recompute masks), `layer.step_hooks`
+   (anything else per step) and `layer.loss_fns` (penalties, `add_loss`).
+   `attach` runs in `set_model`, before Keras traces the training step.
+3. **Cadence.** `update_every` is `None` (the method acts only in-step),
+   `"epoch"` or an integer N; `on_update(logs)` runs at each boundary (epoch
+   end, or every N optimizer steps, after syncing JAX state). One counter,
+   taken from `model.optimizer.iterations`, so a resumed run keeps the beat.
+4. **Scalars.** `scalar(name)` / `set_scalar(name, value)` read and write
+   scalar state kept on `state_layers()` (by default a copy on every target,
+   so each layer's in-step code reads only its own state).
+5. **Logs.** `log_epoch(logs)` adds what the method reports at epoch end.
+
+A minimal method, pruning to the final target in one shot after each epoch:
+
+```python
+class OneShotEachEpoch(tfprune.callbacks.PruningCallback):
+    update_every = "epoch"
+
+    def attach(self, wrappers):
+        pass                                    # no state, no in-step hook
+
+    def on_update(self, logs):
+        values = [w.effective_weights() for w in self.wrappers]
+        tfprune.core.masks.assign_masks(
+            self.wrappers, tfprune.core.masks.compute_masks(self.wrappers, values))
+```
+"""
+
+import numbers
+
+import keras
+
+from tfprune import _keras
+from tfprune.core.state import read_scalar, reset_compiled_functions
+from tfprune.core.wrapper import model_sparsity, wrappers_of
+
+__all__ = ["PruningCallback", "check_update_every", "model_sparsity"]
+
+
+def check_update_every(value, where):
+    """`"epoch"` or a positive int, else a `ValueError` naming `where`."""
+    if isinstance(value, str) and value == "epoch":
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(
+            f"{where}: update_every must be 'epoch' or a step count >= 1; got {value!r}."
+        )
+    return int(value)
+
+
+class PruningCallback(keras.callbacks.Callback):
+    """Base class of the tfprune method callbacks (the method protocol).
+
+    Subclasses override `attach(targets)` and, as needed, `find_targets`,
+    `detach`, `on_update`, `log_epoch` and `state_layers`; see the module
+    notes. Attaching happens in `set_model`, which Keras calls before it
+    builds the training function; detaching at the end of `fit`. The model's
+    compiled functions are dropped on both, so the hooks are traced in
+    exactly while the method runs.
+
+    To use a method in a custom training loop, call `callback.set_model(model)`
+    before the loop and the epoch hooks yourself.
+
+    Attributes:
+        update_every: the cadence of `on_update`: `None`, `"epoch"` or N steps.
+        wrappers: the targets found by `find_targets` (wrappers or gates).
+    """
+
+    update_every = None
+
+    def __init__(self):
+        super().__init__()
+        self.wrappers = []
+        self._step = None
+
+    # ------------------------------------------------------------ targets
+
+    def find_targets(self, model):
+        """The layers the method acts on (default: the model's `PruneWrapper`s)."""
+        return wrappers_of(model, type(self).__name__)
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.wrappers = self.find_targets(model)
+        self.attach(self.wrappers)
+        reset_compiled_functions(model)
+
+    def on_train_end(self, logs=None):
+        self.detach(self.wrappers)
+        reset_compiled_functions(self.model)
+
+    def attach(self, targets):
+        """Creates the method's state on `targets` and installs its hooks."""
+        raise NotImplementedError(f"{type(self).__name__}.attach(targets) is not implemented.")
+
+    def detach(self, targets):
+        """Removes the hooks `attach` installed (state stays on the layers)."""
+        name = type(self).__name__
+        for layer in targets:
+            if hasattr(layer, "mask_updater"):
+                layer.mask_updater = None
+            getattr(layer, "step_hooks", {}).pop(name, None)
+            layer.loss_fns.pop(name, None)
+
+    # ------------------------------------------------------------ cadence
+
+    def on_update(self, logs):
+        """The method's update at a cadence boundary (override)."""
+
+    def log_epoch(self, logs):
+        """Adds the method's values to the epoch's `logs` (override)."""
+
+    def _optimizer_step(self):
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None and getattr(optimizer, "built", False):
+            return int(read_scalar(optimizer.iterations))
+        return self._step or 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if isinstance(self.update_every, int):
+            self.sync_state()
+            self._step = self._optimizer_step()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not isinstance(self.update_every, int):
+            return
+        self._step += 1
+        if self._step % self.update_every == 0:
+            self.sync_state()
+            self.on_update(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.update_every == "epoch":
+            self.on_update(logs)
+        if logs is not None:
+            self.log_epoch(logs)
+
+    def sync_state(self):
+        """Makes variable values readable from a per-batch hook under JAX."""
+        _keras.sync_jax_state(self.model)
+
+    # ------------------------------------------------------------ scalars
+
+    def state_layers(self):
+        """The layers that hold the method's scalar state (default: all targets)."""
+        return self.wrappers
+
+    def scalar(self, name):
+        """The scalar state `name` as a Python float."""
+        return read_scalar(self.state_layers()[0].states[name])
+
+    def set_scalar(self, name, value):
+        """Assigns `value` to the scalar state `name` on every state layer."""
+        for layer in self.state_layers():
+            layer.states[name].assign(value)

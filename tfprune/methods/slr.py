@@ -1,0 +1,285 @@
+"""SLR pruning: surrogate Lagrangian relaxation (Gurevin et al., IJCAI 2021,
+arXiv 2012.10079).
+
+The same penalty as ADMM, ρ/2 ||W - Z + Λ/ρ||², but every multiplier update is
+gated by a surrogate optimality condition and its step size adapts, which
+leaves W close to S so that a hard prune needs no retraining. See
+docs/methods/slr.md for the maths and where this departs from the authors'
+code (notably: the last accepted pair (W_a, Z_a) is *copied*, not aliased).
+"""
+
+import keras
+from keras import ops
+
+from tfprune.core.regularizers import ProximalPenalty
+from tfprune.core.state import read_scalar, to_float
+from tfprune.methods import proximal as _proximal
+
+LAGRANGIANS = ("epoch_mean",)
+
+
+@keras.saving.register_keras_serializable(package="tfprune")
+class SLR(_proximal.ProximalMethod):
+    """Surrogate Lagrangian relaxation pruning, updated at every epoch end.
+
+    With L(W, Z) = f + Σ_layers ρ/2 ||W - Z + Λ/ρ||², where f is the mean
+    training loss of the epoch *without* the penalty, at each epoch end
+    (k counts accepted updates from 1; ||·|| sums Frobenius norms over layers):
+
+    1. if k = 1 or L(W, Z_prev) < L(W_a, Z_prev):
+       α = 1 - 1/(M k^(1 - 1/k^r)); s ← α s ||W_a - Z_a|| / ||W - Z_prev||;
+       Λ ← Λ + s (W - Z_prev); k ← k + 1; (W_a, Z_a) ← (W, Z_prev).
+    2. Z ← Proj_S(W + Λ/ρ).
+    3. if k = 1 or L(W, Z) < L(W, Z_prev): the same rule with
+       ||W_a - Z_a|| / ||W - Z||; Λ ← Λ + s (W - Z); k ← k + 1;
+       (W_a, Z_a) ← (W, Z).
+
+    A condition that fails leaves Λ, s and k unchanged. The loss term of
+    L(W_a, ·) is the mean loss recorded when W_a was accepted. If either norm
+    of a step ratio is 0 the ratio is taken as 1 (s never collapses to 0).
+
+    f comes from `logs["loss"]`, which includes the penalty averaged over the
+    epoch's batches; the callback subtracts that average, which it
+    accumulates inside the compiled step (`slr_penalty_sum`,
+    `slr_penalty_steps`), so f is the data loss alone.
+
+    State (non-trainable variables, saved with the model and restored by
+    `BackupAndRestore`): per prunable kernel `slr_z_<attr>` (Z),
+    `slr_lambda_<attr>` (Λ), `slr_wa_<attr>` and `slr_za_<attr>` (copies of the
+    last accepted W and Z); and the scalars `slr_s`, `slr_k`, `slr_loss_a`
+    (f at W_a), `slr_initialized`, `slr_penalty_sum`, `slr_penalty_steps`,
+    kept as identical copies on every wrapper (the accumulators are the
+    wrapper's own share of the penalty). At the start, Z = Proj_S(W), Λ = 0,
+    s = s0, k = 1, (W_a, Z_a) = (W, Z).
+
+    Logs (epoch end): `penalty` (after the update), `w_minus_z` and
+    `w_minus_z/<layer>` (after the update), `slr_s`, `slr_k`,
+    `slr_condition1`, `slr_condition2` (1.0 held, 0.0 failed) and `slr_loss`
+    (f).
+
+    Put `keras.callbacks.BackupAndRestore` *after* this callback.
+
+    Args:
+        rho: penalty parameter ρ > 0 (constant).
+        M: step-size parameter M > 0 (α = 1 - 1/(M k^(1 - 1/k^r))).
+        r: step-size exponent r > 0.
+        s0: initial step size s0 > 0.
+        lagrangian: how f is measured; only `"epoch_mean"` (the mean training
+            loss of the epoch) for now.
+
+    Example:
+
+    ```python
+    model = tfprune.wrap(model, tfprune.Sparsity(0.9))
+    model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    model.fit(train, epochs=100, callbacks=[tfprune.callbacks.SLR(rho=0.1)])
+    tfprune.hard_prune(model)                  # no retraining needed
+    ```
+
+    In a custom training loop: `slr.set_model(model)`, add `sum(model.losses)`
+    to the loss, call the model with `training=True`, and at each epoch end
+    call `slr.on_epoch_end(epoch, {"loss": mean_total_loss})` (the mean of
+    the loss including the penalty, as Keras logs it); finally
+    `slr.on_train_end()`.
+    """
+
+    prefix = "slr"
+    update_every = "epoch"
+
+    def __init__(self, rho=0.1, M=300, r=0.1, s0=0.01, lagrangian="epoch_mean"):
+        super().__init__()
+        self.rho = _proximal.check_positive(rho, "rho", "SLR")
+        self.M = _proximal.check_positive(M, "M", "SLR")
+        self.r = _proximal.check_positive(r, "r", "SLR")
+        self.s0 = _proximal.check_positive(s0, "s0", "SLR")
+        if lagrangian not in LAGRANGIANS:
+            raise ValueError(
+                f"SLR: unknown `lagrangian` {lagrangian!r}; supported: {LAGRANGIANS}."
+            )
+        self.lagrangian = lagrangian
+        self._penalty = ProximalPenalty(self.rho)
+
+    # ------------------------------------------------------------- state
+
+    def attach(self, wrappers):
+        for w in wrappers:
+            for kind in ("z", "lambda", "wa", "za"):
+                self._add_kernel_state(w, kind)
+            w.add_state("slr_s", (), "float32", "zeros")
+            w.add_state("slr_k", (), "int32", "ones")
+            w.add_state("slr_loss_a", (), "float32", "zeros")
+            w.add_state("slr_initialized", (), "int32", "zeros")
+            # Summed inside the step on every replica: per-replica copies.
+            w.add_state("slr_penalty_sum", (), "float32", "zeros", replica_local=True)
+            w.add_state("slr_penalty_steps", (), "float32", "zeros", replica_local=True)
+        if not all(read_scalar(w.states["slr_initialized"]) for w in wrappers):
+            self._initialize(wrappers)
+        for w in wrappers:
+            w.loss_fns[type(self).__name__] = self.penalty
+            w.step_hooks[type(self).__name__] = self._accumulate
+
+    def _initialize(self, wrappers):
+        weights = [self.weights_of(w) for w in wrappers]
+        for w, ws, zs in zip(wrappers, weights, _proximal.project(wrappers, weights)):
+            self._set(w, "z", zs)
+            self._set(w, "za", zs)
+            self._set(w, "wa", ws)
+            self._set(w, "lambda", [ops.zeros_like(x) for x in ws])
+            w.states["slr_s"].assign(self.s0)
+            w.states["slr_k"].assign(1)
+            w.states["slr_loss_a"].assign(0.0)
+            w.states["slr_penalty_sum"].assign(0.0)
+            w.states["slr_penalty_steps"].assign(0.0)
+            w.states["slr_initialized"].assign(1)
+
+    def _set(self, wrapper, kind, values):
+        for var, value in zip(self._kernel_state(wrapper, kind), values):
+            # The state variable receives a copy of the values: W_a never
+            # aliases the live weights (it does in the authors' code).
+            var.assign(ops.copy(value))
+
+    def _get(self, wrapper, kind):
+        return [_proximal.read(v) for v in self._kernel_state(wrapper, kind)]
+
+    # ----------------------------------------------------------- penalty
+
+    def _penalty_of(self, weights, zs, lambdas):
+        """ρ/2 Σ ||W - Z + Λ/ρ||² of one wrapper, given its tensors."""
+        return sum(
+            self._penalty(w - z + lam / self.rho) for w, z, lam in zip(weights, zs, lambdas)
+        )
+
+    def penalty(self, wrapper):
+        """The wrapper's penalty with its current state (runs in the step)."""
+        return self._penalty_of(
+            self.weights_of(wrapper), self._get(wrapper, "z"), self._get(wrapper, "lambda")
+        )
+
+    def _accumulate(self, wrapper):
+        """Training-mode hook, inside the step: sums the penalty for the epoch."""
+        wrapper.states["slr_penalty_sum"].assign_add(
+            ops.cast(ops.stop_gradient(self.penalty(wrapper)), "float32")
+        )
+        wrapper.states["slr_penalty_steps"].assign_add(1.0)
+
+    def _lagrangian_penalty(self, weights, zs, lambdas):
+        return sum(
+            to_float(self._penalty_of(w_, z_, l_))
+            for w_, z_, l_ in zip(weights, zs, lambdas)
+        )
+
+    # ------------------------------------------------------------ update
+
+    def _alpha(self, k):
+        return 1.0 - 1.0 / (self.M * k ** (1.0 - 1.0 / k**self.r))
+
+    def _multiplier_step(self, weights, zs, f):
+        """Accepts the pair (W, Z): the gated update of Λ, s, k, (W_a, Z_a)."""
+        k = int(self.scalar("slr_k"))
+        s = self.scalar("slr_s")
+        num = to_float(
+            sum(
+                _proximal.frobenius([a - b for a, b in zip(self._get(w, "wa"), self._get(w, "za"))])
+                for w in self.wrappers
+            )
+        )
+        den = to_float(
+            sum(_proximal.frobenius([a - b for a, b in zip(ws, z)]) for ws, z in zip(weights, zs))
+        )
+        ratio = num / den if num > 0 and den > 0 else 1.0
+        s = self._alpha(k) * s * ratio
+        for w, ws, z in zip(self.wrappers, weights, zs):
+            lambdas = self._get(w, "lambda")
+            self._set(w, "lambda", [lam + s * (a - b) for lam, a, b in zip(lambdas, ws, z)])
+            self._set(w, "wa", ws)
+            self._set(w, "za", z)
+        self.set_scalar("slr_s", s)
+        self.set_scalar("slr_k", k + 1)
+        self.set_scalar("slr_loss_a", f)
+
+    def data_loss(self, logs):
+        """f: the epoch's mean loss without the penalty's epoch average."""
+        if not logs or "loss" not in logs:
+            raise ValueError(
+                "SLR: on_epoch_end needs logs['loss'], the mean training loss of "
+                "the epoch (model.fit provides it; in a custom loop pass "
+                "slr.on_epoch_end(epoch, {'loss': mean_loss}))."
+            )
+        mean_penalty = 0.0
+        for w in self.wrappers:
+            steps = read_scalar(w.states["slr_penalty_steps"])
+            if steps > 0:
+                mean_penalty += read_scalar(w.states["slr_penalty_sum"]) / steps
+        return float(logs["loss"]) - mean_penalty
+
+    def update(self, f):
+        """The SLR epoch-end update given the epoch's data loss `f`.
+
+        Returns:
+            `(condition1, condition2)`, the two gates as booleans.
+        """
+        wrappers = self.wrappers
+        weights = [self.weights_of(w) for w in wrappers]
+        z_prev = [self._get(w, "z") for w in wrappers]
+        k = int(self.scalar("slr_k"))
+
+        # 1. First multiplier update, on (W^k, Z^{k-1}).
+        lambdas = [self._get(w, "lambda") for w in wrappers]
+        l_now = f + self._lagrangian_penalty(weights, z_prev, lambdas)
+        w_a = [self._get(w, "wa") for w in wrappers]
+        l_a = self.scalar("slr_loss_a") + self._lagrangian_penalty(w_a, z_prev, lambdas)
+        cond1 = k == 1 or l_now < l_a
+        if cond1:
+            self._multiplier_step(weights, z_prev, f)
+
+        # 2. Z-step: Z^k = Proj_S(W^k + Λ/ρ).
+        lambdas = [self._get(w, "lambda") for w in wrappers]
+        targets = [
+            [a + lam / self.rho for a, lam in zip(ws, ls)] for ws, ls in zip(weights, lambdas)
+        ]
+        z_new = _proximal.project(wrappers, targets)
+        for w, z in zip(wrappers, z_new):
+            self._set(w, "z", z)
+
+        # 3. Second multiplier update, on (W^k, Z^k). The loss terms of both
+        # sides are f (same W), so only the penalties decide.
+        k = int(self.scalar("slr_k"))
+        l_new = f + self._lagrangian_penalty(weights, z_new, lambdas)
+        l_old = f + self._lagrangian_penalty(weights, z_prev, lambdas)
+        cond2 = k == 1 or l_new < l_old
+        if cond2:
+            self._multiplier_step(weights, z_new, f)
+        return cond1, cond2
+
+    # --------------------------------------------------------- callbacks
+
+    def on_update(self, logs):
+        f = self.data_loss(logs)
+        self._last = (f,) + tuple(self.update(f))
+        self.set_scalar("slr_penalty_sum", 0.0)
+        self.set_scalar("slr_penalty_steps", 0.0)
+
+    def log_epoch(self, logs):
+        f, cond1, cond2 = self._last
+        logs["slr_loss"] = f
+        logs["slr_condition1"] = float(cond1)
+        logs["slr_condition2"] = float(cond2)
+        logs["slr_s"] = self.scalar("slr_s")
+        logs["slr_k"] = self.scalar("slr_k")
+        logs["penalty"] = self.total_penalty()
+        self.residual_logs(logs)
+
+    # ----------------------------------------------------- serialisation
+
+    def get_config(self):
+        return {
+            "rho": self.rho,
+            "M": self.M,
+            "r": self.r,
+            "s0": self.s0,
+            "lagrangian": self.lagrangian,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

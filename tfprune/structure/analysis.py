@@ -1,0 +1,390 @@
+"""Channel-dependency groups of a functional or Sequential Keras model.
+
+Removing output channel `j` of a convolution is only possible together with
+everything that channel flows into: the BatchNormalization that follows, the
+depthwise convolution that carries it through, the input slice `j` of the next
+convolution, every other layer whose output is added to it in a residual,
+the matching slice of a concatenation, the rows of a Dense layer behind a
+Flatten. `analyze(model)` walks the Keras graph (nested models included) and
+puts all these *channel slots* into one **channel group** with a union-find;
+removing a group removes all of its slots at once and keeps every shape
+consistent.
+
+How layers propagate channels (channels are the last axis):
+
+- *producers* create new channels: Dense, Conv1D/2D/3D (groups=1),
+  Conv*Transpose, SeparableConv (pointwise part), Embedding. Their input
+  slots join the groups of their input tensor.
+- *carriers* keep channel `c` as channel `c`: BatchNormalization (last axis),
+  DepthwiseConv (channel `c` becomes the `depth_multiplier` channels
+  `c*m .. c*m+m-1`), elementwise activations (Activation except softmax,
+  ReLU, LeakyReLU, ELU, PReLU), Dropout family, noise layers, pooling,
+  global pooling, ZeroPadding, Cropping, UpSampling, Identity.
+- *merges*: Add, Subtract, Multiply, Average, Maximum, Minimum join slot `c`
+  of every input into one group; Concatenate on the last axis lays the
+  inputs' slots side by side (on another axis it joins them like Add).
+- Flatten and Reshape to one dimension repeat the channel slots once per
+  spatial position (row-major), so a Dense after them slices its input rows;
+  a Reshape that keeps the last axis carries the channels.
+- anything else (custom layers, Lambda, softmax, LayerNormalization, grouped
+  convolutions, channels_first layers, raw `keras.ops` calls) **stops** the
+  groups it touches: they are *pinned* and never removed, and a warning names
+  the layer. Channels of the model's inputs and outputs are pinned too.
+
+Example:
+
+```python
+graph = tfprune.structure.analyze(model)
+for group in graph.groups:
+    if not group.pinned:
+        print(group.index, group.members[:3])
+```
+"""
+
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+from tfprune import _keras
+from tfprune.core import cloning, registry
+from tfprune.core.registry import weight_array
+from tfprune.core.wrapper import base_layer
+from tfprune.structure.groups import ChannelGraph, TensorChannels
+
+_SOFTMAX_NAMES = ("softmax", "log_softmax")
+
+
+def _activation_keeps_zero(activation):
+    if activation is None:
+        return True
+    name = getattr(activation, "__name__", "")
+    if name in _SOFTMAX_NAMES:
+        return None  # mixes channels
+    value = ops.convert_to_numpy(activation(ops.zeros((1, 1))))
+    return bool(np.all(np.asarray(value) == 0))
+
+
+def _last_dim(tensor):
+    shape = tensor.shape
+    if len(shape) < 2 or shape[-1] is None:
+        return None
+    return int(shape[-1])
+
+
+def _channels_last(layer):
+    return getattr(layer, "data_format", "channels_last") in (None, "channels_last")
+
+
+class _Analyzer:
+    def __init__(self, graph, atol):
+        self.g = graph
+        self.atol = atol
+
+    def close(self, x):
+        return np.abs(x) <= self.atol
+
+    # Entry points -------------------------------------------------------
+
+    def input_info(self, tensor, reason):
+        n = _last_dim(tensor)
+        if n is None:
+            return None
+        ids = self.g.fresh(n)
+        self.g.pin(ids, reason)
+        return self.g.record(TensorChannels(ids, np.zeros(n, bool)))
+
+    def unknown(self, op, node, infos, reason):
+        layer = base_layer(op)
+        message = (
+            f"tfprune.graph: layer {op.name!r} ({type(layer).__name__}) {reason}; "
+            "its channel groups stop there, and tfprune.shrink keeps the "
+            "channels around it."
+        )
+        if message not in self.g.warnings:
+            self.g.warnings.append(message)
+            warnings.warn(message, stacklevel=3)
+        self.g.layers[id(op)] = op
+        self.g.layer_role[id(op)] = "unknown"
+        for info in infos:
+            if info is not None:
+                self.g.pin(info.ids, f"stopped at layer {op.name!r}")
+        return [
+            self.input_info(x, f"produced by layer {op.name!r}") for x in node.outputs
+        ]
+
+    def __call__(self, op, node, values):
+        infos = [values[id(x)] for x in node.input_tensors]
+        if not isinstance(op, keras.layers.Layer):
+            return self.unknown(op, node, infos, "is a raw operation tfprune does not know")
+        layer = base_layer(op)
+        if isinstance(layer, keras.Model):
+            return self.unknown(op, node, infos, "is a subclassed model")
+        outputs = node.outputs
+        handler = self.handler_for(layer)
+        if handler is None:
+            return self.unknown(
+                op, node, infos, "is not a layer tfprune can trace channels through"
+            )
+        if len(outputs) != 1 or any(i is None for i in infos) or not infos:
+            return self.unknown(op, node, infos, "has inputs or outputs without channels")
+        result = handler(op, layer, node, infos)
+        if isinstance(result, str):
+            return self.unknown(op, node, infos, result)
+        return [self.g.record(result)]
+
+    def handler_for(self, layer):
+        """The handler of the layer's registered role (`None`: unknown)."""
+        info = registry.layer_info(layer)
+        if info is None or info.role is None:
+            return None
+        return getattr(self, "merge" if info.role == "merge_any" else info.role)
+
+    # Handlers: return a TensorChannels, or a string saying why not. -------
+
+    def _out_ids(self, op, n, reason=None):
+        key = id(op)
+        if key not in self.g.layer_out:
+            self.g.layer_out[key] = self.g.fresh(n)
+            self.g.layers[key] = op
+            if reason:
+                self.g.pin(self.g.layer_out[key], reason)
+        return self.g.layer_out[key]
+
+    def _observe(self, info, kernel):
+        """A channel-mixing layer reads `info`: its input slots must be zero,
+        unless the kernel ignores them (all-zero input slice)."""
+        if kernel is None or kernel.shape[-2] != len(info.ids):
+            self.g.observe(info)
+            return
+        ignored = np.all(self.close(np.moveaxis(kernel, -2, 0).reshape(len(info.ids), -1)), axis=1)
+        self.g.observe(TensorChannels(info.ids, info.zero | ignored))
+
+    def producer(self, op, layer, node, infos):
+        info = infos[0]
+        if not _channels_last(layer):
+            return "uses channels_first"
+        if getattr(layer, "groups", 1) != 1:
+            return f"is a grouped convolution (groups={layer.groups})"
+        if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
+            return "is quantised or has LoRA enabled"
+        keeps = _activation_keeps_zero(getattr(layer, "activation", None))
+        n_out = _last_dim(node.outputs[0])
+        if n_out is None:
+            return "has an unknown number of output channels"
+        if not self.g.bind(self.g.layer_in, op, info.ids):
+            return "is called on inputs with different channel counts"
+        self.g.layer_role[id(op)] = "producer"
+        spec = registry.layer_info(layer).output_kernel
+        kernel = weight_array(layer, spec.attr) if self.g.compute_zero else None
+        if kernel is not None:
+            kernel = spec.to_in_out(kernel)  # (..., in, out) for every layout
+        self._observe(info, kernel)
+        reason = f"softmax output of layer {op.name!r}" if keeps is None else None
+        ids = self._out_ids(op, n_out, reason)
+        zero = np.zeros(n_out, bool)
+        if self.g.compute_zero and keeps:
+            zero = np.all(self.close(kernel.reshape(-1, n_out)), axis=0)
+            bias = weight_array(layer, spec.bias_attr) if spec.bias_attr else None
+            if bias is not None:
+                zero &= self.close(bias)
+        return TensorChannels(ids, zero)
+
+    def separable(self, op, layer, node, infos):
+        if not _channels_last(layer):
+            return "uses channels_first"
+        info = infos[0]
+        keeps = _activation_keeps_zero(layer.activation)
+        n_out = _last_dim(node.outputs[0])
+        if not self.g.bind(self.g.layer_in, op, info.ids):
+            return "is called on inputs with different channel counts"
+        self.g.layer_role[id(op)] = "producer"
+        self._observe(info, weight_array(layer, "depthwise_kernel") if self.g.compute_zero else None)
+        reason = f"softmax output of layer {op.name!r}" if keeps is None else None
+        ids = self._out_ids(op, n_out, reason)
+        zero = np.zeros(n_out, bool)
+        if self.g.compute_zero and keeps:
+            pointwise = weight_array(layer, "pointwise_kernel")
+            zero = np.all(self.close(pointwise.reshape(-1, n_out)), axis=0)
+            bias = weight_array(layer, "bias")
+            if bias is not None:
+                zero &= self.close(bias)
+        return TensorChannels(ids, zero)
+
+    def embedding(self, op, layer, node, infos):
+        n_out = _last_dim(node.outputs[0])
+        self.g.pin(infos[0].ids, f"indices into embedding {op.name!r}")
+        self.g.layer_role[id(op)] = "producer"
+        ids = self._out_ids(op, n_out)
+        zero = np.zeros(n_out, bool)
+        if self.g.compute_zero:
+            zero = np.all(self.close(weight_array(layer, "embeddings")), axis=0)
+        return TensorChannels(ids, zero)
+
+    def depthwise(self, op, layer, node, infos):
+        if not _channels_last(layer):
+            return "uses channels_first"
+        info = infos[0]
+        m = int(layer.depth_multiplier)
+        keeps = _activation_keeps_zero(layer.activation)
+        if keeps is None:
+            return "has a softmax activation"
+        if not self.g.bind(self.g.layer_in, op, info.ids):
+            return "is called on inputs with different channel counts"
+        self.g.layer_role[id(op)] = "carry"
+        ids = np.repeat(info.ids, m)
+        self.g.bind(self.g.layer_out, op, np.repeat(self.g.layer_in[id(op)], m))
+        zero = np.zeros(len(ids), bool)
+        if self.g.compute_zero and keeps:
+            kernel = weight_array(layer, "kernel")
+            c = kernel.shape[-2]
+            kzero = np.all(self.close(kernel.reshape(-1, c * m)), axis=0)
+            zero = np.repeat(info.zero, m) | kzero
+            bias = weight_array(layer, "bias")
+            if bias is not None:
+                zero &= self.close(bias)
+        return TensorChannels(ids, zero)
+
+    def batch_norm(self, op, layer, node, infos):
+        info = infos[0]
+        rank = len(node.input_tensors[0].shape)
+        if getattr(layer, "renorm", False):
+            return "uses batch renormalisation"
+        axis = layer.axis if isinstance(layer.axis, int) else None
+        if axis is None or axis % rank != rank - 1:
+            return f"normalises axis {layer.axis}, not the channel (last) axis"
+        if not self.g.bind(self.g.layer_in, op, info.ids):
+            return "is called on inputs with different channel counts"
+        self.g.bind(self.g.layer_out, op, self.g.layer_in[id(op)])
+        self.g.layer_role[id(op)] = "carry"
+        zero = np.zeros(len(info.ids), bool)
+        if self.g.compute_zero:
+            n = len(info.ids)
+            gamma = weight_array(layer, "gamma")
+            beta = weight_array(layer, "beta")
+            gamma = np.ones(n) if gamma is None else gamma.astype(np.float64)
+            beta = np.zeros(n) if beta is None else beta.astype(np.float64)
+            mean = weight_array(layer, "moving_mean").astype(np.float64)
+            var = weight_array(layer, "moving_variance").astype(np.float64)
+            offset = beta - gamma * mean / np.sqrt(var + layer.epsilon)
+            zero = (self.close(gamma) & self.close(beta)) | (info.zero & self.close(offset))
+        return TensorChannels(info.ids, zero)
+
+    def activation(self, op, layer, node, infos):
+        info = infos[0]
+        if isinstance(layer, keras.layers.Activation):
+            if _activation_keeps_zero(layer.activation) is None:
+                return "applies softmax, which mixes channels"
+        if registry.layer_info(layer).channel_vectors:  # PReLU: per-channel weights
+            if not self.g.bind(self.g.layer_in, op, info.ids):
+                return "is called on inputs with different channel counts"
+            self.g.bind(self.g.layer_out, op, self.g.layer_in[id(op)])
+            self.g.layer_role[id(op)] = "carry"
+        zero = np.zeros(len(info.ids), bool)
+        if self.g.compute_zero:
+            shape = [1] + [d or 1 for d in node.input_tensors[0].shape[1:]]
+            try:
+                out = np.asarray(ops.convert_to_numpy(op(ops.zeros(shape))))
+                keeps = np.all(out.reshape(-1, shape[-1]) == 0, axis=0)
+            except Exception:  # noqa: BLE001 - unknown shapes: be safe
+                keeps = np.zeros(len(info.ids), bool)
+            zero = info.zero & keeps
+        return TensorChannels(info.ids, zero)
+
+    def pass_through(self, op, layer, node, infos):
+        if not _channels_last(layer):
+            return "uses channels_first"
+        info = infos[0]
+        if _last_dim(node.outputs[0]) != len(info.ids):
+            return "changes the number of channels"
+        return TensorChannels(info.ids, info.zero.copy())
+
+    def merge(self, op, layer, node, infos):
+        n = len(infos[0].ids)
+        if any(len(i.ids) != n for i in infos) or _last_dim(node.outputs[0]) != n:
+            return "broadcasts over the channel axis"
+        for other in infos[1:]:
+            self.g.union(infos[0].ids, other.ids)
+        zeros = np.stack([i.zero for i in infos])
+        any_zero = registry.has_role(layer, "merge_any")
+        zero = zeros.any(axis=0) if any_zero else zeros.all(axis=0)
+        return TensorChannels(infos[0].ids, zero)
+
+    def concatenate(self, op, layer, node, infos):
+        rank = len(node.outputs[0].shape)
+        if layer.axis % rank == rank - 1:
+            return TensorChannels(
+                np.concatenate([i.ids for i in infos]),
+                np.concatenate([i.zero for i in infos]),
+            )
+        return self.merge(op, layer, node, infos)
+
+    def _flat(self, op, node, info):
+        shape = node.input_tensors[0].shape[1:-1]
+        if any(d is None for d in shape):
+            return "flattens an input with unknown spatial size"
+        repeats = int(np.prod(shape)) if shape else 1
+        self.g.reshape_mode[id(op)] = "flat"
+        return TensorChannels(np.tile(info.ids, repeats), np.tile(info.zero, repeats))
+
+    def flatten(self, op, layer, node, infos):
+        return self._flat(op, node, infos[0])
+
+    def reshape(self, op, layer, node, infos):
+        info = infos[0]
+        out_shape = node.outputs[0].shape
+        in_shape = node.input_tensors[0].shape
+        if len(out_shape) == 2:
+            return self._flat(op, node, info)
+        if out_shape[-1] == in_shape[-1]:
+            self.g.reshape_mode[id(op)] = "last"
+            return TensorChannels(info.ids, info.zero.copy())
+        return "mixes the channel axis with other axes"
+
+
+def analyze(model, atol=0.0, compute_zero=True):
+    """Finds the channel groups of a built functional or Sequential model.
+
+    Args:
+        model: a built functional or Sequential `keras.Model`, plain or
+            wrapped (a `PruneWrapper` counts as the layer it wraps). Nested
+            functional/Sequential models are followed.
+        atol: a weight counts as zero when `|w| <= atol` (0: exactly zero).
+        compute_zero: whether to find the groups that are zero now (reads
+            the weights); `False` only builds the groups.
+
+    Returns:
+        A `ChannelGraph`.
+
+    Example:
+
+    ```python
+    graph = tfprune.structure.analyze(model)
+    graph.out_groups("conv1")     # group index of each output channel
+    ```
+    """
+    fn = cloning.check_graph_model(model, "tfprune.structure.analyze")
+    graph = ChannelGraph(model)
+    graph.compute_zero = compute_zero
+    analyzer = _Analyzer(graph, float(atol))
+    inputs = [analyzer.input_info(x, "a model input") for x in fn.inputs]
+    outputs = _keras.walk(model, inputs, analyzer)
+    for info in outputs:
+        if info is not None:
+            graph.pin(info.ids, "a model output")
+    graph.finalize()
+    return graph
+
+
+def channel_groups(model):
+    """The `ChannelGroup`s of `model` (see `analyze`).
+
+    Example:
+
+    ```python
+    groups = tfprune.structure.channel_groups(model)
+    prunable = [g for g in groups if not g.pinned]
+    ```
+    """
+    return analyze(model, compute_zero=False).groups
