@@ -14,7 +14,9 @@ from harness import (
 
 import tfprune
 
-BY_KIND = {kind: sorted(n for n, (k, _) in PUBLIC_OBJECTS.items() if k == kind) for kind in ("layer", "object", "callback")}
+BY_KIND = {
+    kind: sorted(n for n, (k, _) in PUBLIC_OBJECTS.items() if k == kind) for kind in ("layer", "object", "callback")
+}
 
 
 def test_every_registered_object_is_covered():

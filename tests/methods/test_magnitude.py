@@ -166,4 +166,7 @@ def test_mirrored_strategy_equals_single_device(mirrored_strategy):
     for a, b in zip(iter_wrappers(single), iter_wrappers(mirrored)):
         np.testing.assert_array_equal(to_numpy(a.masks[0].value), to_numpy(b.masks[0].value))
         np.testing.assert_allclose(to_numpy(a.layer.kernel), to_numpy(b.layer.kernel), atol=1e-4)
-    assert abs(sum(1 - to_numpy(w.masks[0].value).mean() for w in iter_wrappers(mirrored)) - 0) > 0
+    # Global 75% over all kernels: the mirrored masks reach the target too.
+    zeros = sum(int((to_numpy(w.masks[0].value) == 0).sum()) for w in iter_wrappers(mirrored))
+    total = sum(int(np.prod(w.masks[0].shape)) for w in iter_wrappers(mirrored))
+    assert abs(zeros - 0.75 * total) <= 1

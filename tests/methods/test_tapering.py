@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 from _tapering_helpers import image_data, residual_net, set_random_gates, to_numpy, vgg_net
+from conftest import REPO_ROOT
 
 import tfprune
 from tfprune.callbacks import BudgetTapering
@@ -350,7 +351,7 @@ def _example(name):
     import importlib.util
     import os
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = REPO_ROOT
     spec = importlib.util.spec_from_file_location(name, os.path.join(root, "examples", name + ".py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

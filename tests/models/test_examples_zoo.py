@@ -5,10 +5,11 @@ import json
 import os
 
 import pytest
+from conftest import REPO_ROOT
 
 import tfprune
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+EXAMPLES = os.path.join(REPO_ROOT, "examples")
 
 
 def load_example(name):
@@ -30,7 +31,9 @@ def load_example(name):
 def test_example_smoke(name, model, tmp_path):
     results = load_example(name).main(["--smoke", "--out", str(tmp_path)])
     assert results["epochs"] == 1
-    assert 0.0 <= results["test_accuracy"] <= 1.0
+    # One smoke epoch on synthetic 10-class data: well above chance (0.1);
+    # LeNet-5 measured 0.64.
+    assert results["test_accuracy"] > (0.3 if model == "lenet5" else 0.15)
     with open(tmp_path / "results.json") as f:
         assert json.load(f)["test_accuracy"] == results["test_accuracy"]
     # The saved weights load back through the zoo builder's `weights=`.

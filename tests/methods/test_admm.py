@@ -18,6 +18,7 @@ from _proximal_helpers import (
     topk_project,
     wrapped,
 )
+from conftest import REPO_ROOT
 from keras import ops
 
 import tfprune
@@ -269,7 +270,7 @@ def test_mirrored_strategy_two_cpus_matches_one_device(method, mirrored_strategy
 def _example(name):
     import importlib.util
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = REPO_ROOT
     path = os.path.join(root, "examples", f"{name}.py")
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -283,7 +284,12 @@ def test_example_admm_lenet5_smoke(tmp_path):
     # keep 20 % / 8 % / 0.9 % / 7 %: 71.2x fewer weights, as in the paper.
     assert results["compression"] == pytest.approx(71.2, abs=0.1)
     assert json.load(open(tmp_path / "results.json"))["compression"] == results["compression"]
-    assert 0.0 <= results["hard_prune_accuracy"] <= 1.0
+    # Synthetic 10-class digits: dense learns them; the 71x hard prune keeps
+    # well above chance (0.1) and masked retraining does not lose ground
+    # (measured: dense 1.00, hard prune 0.61, retrained 0.62).
+    assert results["dense_accuracy"] >= 0.9
+    assert results["hard_prune_accuracy"] > 0.3
+    assert results["retrained_accuracy"] >= results["hard_prune_accuracy"] - 0.05
 
 
 def test_custom_training_loop_sees_the_penalty():

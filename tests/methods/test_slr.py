@@ -16,6 +16,7 @@ from _proximal_helpers import (
     topk_project,
     wrapped,
 )
+from conftest import REPO_ROOT
 
 import tfprune
 from tfprune.callbacks import SLR
@@ -268,7 +269,7 @@ def test_example_slr_resnet18_smoke(tmp_path):
     import importlib.util
     import os
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = REPO_ROOT
     path = os.path.join(root, "examples", "slr_resnet18_cifar10.py")
     spec = importlib.util.spec_from_file_location("slr_resnet18_cifar10", path)
     module = importlib.util.module_from_spec(spec)

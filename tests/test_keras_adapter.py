@@ -1,0 +1,93 @@
+"""tfprune/_keras.py: each use of Keras internals works on this Keras.
+
+When a Keras release moves an internal, the test named after the function
+fails here first.
+"""
+
+import keras
+import numpy as np
+import pytest
+from conftest import small_convnet
+
+from tfprune import _keras
+
+
+def _nested():
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="inner_dense")], name="inner")
+    inputs = keras.Input((4,), name="x")
+    y = keras.layers.Dense(4, name="pre")(inputs)
+    y = inner(y)
+    return keras.Model(inputs, {"out": keras.layers.Dense(2, name="post")(y)}, name="outer")
+
+
+def test_version_is_supported():
+    assert _keras.SUPPORTED[0] <= _keras.KERAS_VERSION
+
+
+def test_functional_of_and_structures():
+    model = _nested()
+    assert _keras.functional_of(model) is model and _keras.is_functional(model)
+    seq = model.get_layer("inner")
+    assert _keras.functional_of(seq) is not None and not _keras.is_functional(seq)
+    assert isinstance(_keras.output_structure(model), dict)
+    assert _keras.producer_of(model.inputs[0]).name == "x"
+
+
+def test_walk_visits_every_layer_in_order_inlining_nested_models():
+    model = _nested()
+    seen = []
+
+    def visit(op, node, values):
+        seen.append(op.name)
+        return [values[id(node.input_tensors[0])] + 1 for _ in node.outputs]
+
+    (out,) = _keras.walk(model, [0], visit)
+    assert seen == ["pre", "inner_dense", "post"] and out == 3
+
+
+def test_call_nodes_sites_and_first_argument():
+    model = small_convnet()
+    conv = model.get_layer("conv1")
+    (node,) = _keras.inbound_nodes(conv)
+    assert len(_keras.outbound_nodes(conv)) == 1
+    assert _keras.node_inputs(node)[0] is model.inputs[0]
+    sites = list(_keras.call_sites(model, conv))
+    assert len(sites) == 1 and tuple(sites[0][1].shape) == (None, 10, 10, 8)
+    values = {id(model.inputs[0]): "x"}
+    assert _keras.node_first_argument(node, values) == "x"
+    outputs = _keras.call_node(lambda t: [t, t], node, values)
+    assert outputs == ["x", "x"]
+
+
+def test_call_has_training_arg():
+    assert _keras.call_has_training_arg(keras.layers.Dropout(0.5))
+    assert not _keras.call_has_training_arg(keras.layers.Flatten())
+
+
+def test_unlocked_adds_a_weight_to_a_built_layer():
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    with _keras.unlocked(layer):
+        extra = layer.add_weight(shape=(), initializer="ones", trainable=False, name="extra")
+        local = _keras.add_replica_local_weight(layer, "acc", (), "float32", "zeros")
+    assert any(w is extra for w in layer.weights)
+    assert any(w is local for w in layer.non_trainable_weights)
+    assert float(keras.ops.convert_to_numpy(local)) == 0.0
+
+
+@pytest.mark.tf_only
+def test_variable_scope_follows_the_layers_strategy(mirrored_strategy):
+    with mirrored_strategy.scope():
+        layer = keras.layers.Dense(2)
+        layer.build((None, 3))
+    with _keras.unlocked(layer):  # outside the user's scope, as set_model is
+        extra = layer.add_weight(shape=(), initializer="zeros", trainable=False, name="extra",
+                                 aggregation="only_first_replica")
+    assert type(extra.value).__name__ == "MirroredVariable"
+    assert np.asarray(keras.ops.convert_to_numpy(extra)) == 0
+
+
+def test_sync_jax_state_is_safe_outside_fit():
+    model = small_convnet()
+    _keras.sync_jax_state(model)  # no-op: no fit in flight (or not JAX)
+    assert model.built
