@@ -139,7 +139,8 @@ class _Analyzer:
         info = registry.layer_info(layer)
         if info is None or info.role is None:
             return None
-        return getattr(self, "merge" if info.role == "merge_any" else info.role)
+        aliases = {"merge_any": "merge", "separable": "producer"}
+        return getattr(self, aliases.get(info.role, info.role))
 
     # Handlers: return a TensorChannels, or a string saying why not. -------
 
@@ -176,38 +177,21 @@ class _Analyzer:
         if not self.g.bind(self.g.layer_in, op, info.ids):
             return "is called on inputs with different channel counts"
         self.g.layer_role[id(op)] = "producer"
-        spec = registry.layer_info(layer).output_kernel
-        kernel = weight_array(layer, spec.attr) if self.g.compute_zero else None
-        if kernel is not None:
-            kernel = spec.to_in_out(kernel)  # (..., in, out) for every layout
-        self._observe(info, kernel)
+        kernels = registry.layer_info(layer).kernels
+        # The kernel reading the inputs (a separable layer's depthwise one)
+        # and the one writing the outputs, both (..., in, out).
+        read, spec = kernels[0], kernels[-1]
+        if self.g.compute_zero:
+            self._observe(info, read.to_in_out(weight_array(layer, read.attr)))
+        else:
+            self._observe(info, None)
         reason = f"softmax output of layer {op.name!r}" if keeps is None else None
         ids = self._out_ids(op, n_out, reason)
         zero = np.zeros(n_out, bool)
         if self.g.compute_zero and keeps:
+            kernel = spec.to_in_out(weight_array(layer, spec.attr))
             zero = np.all(self.close(kernel.reshape(-1, n_out)), axis=0)
             bias = weight_array(layer, spec.bias_attr) if spec.bias_attr else None
-            if bias is not None:
-                zero &= self.close(bias)
-        return TensorChannels(ids, zero)
-
-    def separable(self, op, layer, node, infos):
-        if not _channels_last(layer):
-            return "uses channels_first"
-        info = infos[0]
-        keeps = _activation_keeps_zero(layer.activation)
-        n_out = _last_dim(node.outputs[0])
-        if not self.g.bind(self.g.layer_in, op, info.ids):
-            return "is called on inputs with different channel counts"
-        self.g.layer_role[id(op)] = "producer"
-        self._observe(info, weight_array(layer, "depthwise_kernel") if self.g.compute_zero else None)
-        reason = f"softmax output of layer {op.name!r}" if keeps is None else None
-        ids = self._out_ids(op, n_out, reason)
-        zero = np.zeros(n_out, bool)
-        if self.g.compute_zero and keeps:
-            pointwise = weight_array(layer, "pointwise_kernel")
-            zero = np.all(self.close(pointwise.reshape(-1, n_out)), axis=0)
-            bias = weight_array(layer, "bias")
             if bias is not None:
                 zero &= self.close(bias)
         return TensorChannels(ids, zero)
