@@ -64,6 +64,16 @@ def _seed():
     yield
 
 
+def load_example(name):
+    """The module of `examples/<name>.py`, loaded from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO_ROOT, "examples", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def small_convnet(name="net"):
     """Conv → Conv → Flatten → Dense → Dense on 12×12×1 inputs."""
     inputs = keras.Input((12, 12, 1))

@@ -2,7 +2,6 @@
 resume, config, safe-mode loading, distribution, bad arguments."""
 
 import json
-import os
 
 import keras
 import numpy as np
@@ -18,7 +17,7 @@ from _proximal_helpers import (
     topk_project,
     wrapped,
 )
-from conftest import REPO_ROOT
+from conftest import load_example
 from keras import ops
 
 import tfprune
@@ -267,20 +266,9 @@ def test_mirrored_strategy_two_cpus_matches_one_device(method, mirrored_strategy
     np.testing.assert_allclose(h1["loss"], h2["loss"], rtol=1e-4)
 
 
-def _example(name):
-    import importlib.util
-
-    root = REPO_ROOT
-    path = os.path.join(root, "examples", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_example_admm_lenet5_smoke(tmp_path):
-    results = _example("admm_lenet5_mnist").main(["--smoke", "--out", str(tmp_path)])
+    results = load_example("admm_lenet5_mnist").main(["--smoke", "--out", str(tmp_path)])
     # keep 20 % / 8 % / 0.9 % / 7 %: 71.2x fewer weights, as in the paper.
     assert results["compression"] == pytest.approx(71.2, abs=0.1)
     assert json.load(open(tmp_path / "results.json"))["compression"] == results["compression"]

@@ -16,7 +16,7 @@ from _proximal_helpers import (
     topk_project,
     wrapped,
 )
-from conftest import REPO_ROOT
+from conftest import load_example
 
 import tfprune
 from tfprune.callbacks import SLR
@@ -266,15 +266,7 @@ def test_missing_loss_in_logs():
 
 @pytest.mark.slow
 def test_example_slr_resnet18_smoke(tmp_path):
-    import importlib.util
-    import os
-
-    root = REPO_ROOT
-    path = os.path.join(root, "examples", "slr_resnet18_cifar10.py")
-    spec = importlib.util.spec_from_file_location("slr_resnet18_cifar10", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    results = module.main(["--smoke", "--out", str(tmp_path)])
+    results = load_example("slr_resnet18_cifar10").main(["--smoke", "--out", str(tmp_path)])
     assert results["sparsity_of_pruned_convs"] == pytest.approx(0.9, abs=1e-4)
     assert results["history"]["slr_k"][0] >= 2
 

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 from _tapering_helpers import image_data, residual_net, set_random_gates, to_numpy, vgg_net
-from conftest import REPO_ROOT
+from conftest import load_example
 
 import tfprune
 from tfprune.callbacks import BudgetTapering
@@ -347,20 +347,9 @@ def test_mirrored_strategy_matches_one_device(mirrored_strategy):
         np.testing.assert_allclose(to_numpy(a.gate.value), to_numpy(b.gate.value), rtol=1e-3, atol=1e-4)
 
 
-def _example(name):
-    import importlib.util
-    import os
-
-    root = REPO_ROOT
-    spec = importlib.util.spec_from_file_location(name, os.path.join(root, "examples", name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_example_tapering_vgg16_smoke(tmp_path):
-    results = _example("tapering_vgg16_imagenet").main(["--smoke", "--out", str(tmp_path)])
+    results = load_example("tapering_vgg16_imagenet").main(["--smoke", "--out", str(tmp_path)])
     assert results["macs_kept"] <= results["budget"]
     assert results["macs_kept"] >= 0.99 * results["budget"]
     assert len(results["history"]["lambda"]) == 3
@@ -368,6 +357,6 @@ def test_example_tapering_vgg16_smoke(tmp_path):
 
 @pytest.mark.slow
 def test_example_shrink_resnet50_smoke(tmp_path):
-    results = _example("shrink_resnet50").main(["--smoke", "--out", str(tmp_path)])
+    results = load_example("shrink_resnet50").main(["--smoke", "--out", str(tmp_path)])
     assert results["macs_after"] < 0.5 * results["macs_before"]
     assert results["max_output_difference"] < 1e-4

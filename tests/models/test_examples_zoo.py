@@ -1,22 +1,11 @@
 """The dense-baseline examples run end to end with --smoke."""
 
-import importlib.util
 import json
-import os
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import load_example
 
 import tfprune
-
-EXAMPLES = os.path.join(REPO_ROOT, "examples")
-
-
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.tf_only
