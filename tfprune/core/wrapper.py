@@ -6,11 +6,13 @@ wrapped layer to its effective value with `keras.StatelessScope`, so the layer's
 own `call` is reused as-is on every backend and the gradient reaching `W` is
 masked automatically (pruned weights get exactly zero gradient).
 
-All state lives in non-trainable variables created in `build` (masks, the
-pruning step counter, per-method state such as ADMM's Z and U), so `.keras`
-files, checkpoints and `BackupAndRestore` carry it. Methods attach behaviour
-(a mask update run inside the compiled step, a penalty added with `add_loss`)
-through two hooks, `mask_updater` and `loss_fns`, which are code, not state.
+All state lives in non-trainable variables created in `build` (the masks and
+the method state added with `add_state`, such as magnitude pruning's step
+counter or ADMM's Z and U), so `.keras` files, checkpoints and
+`BackupAndRestore` carry it. Methods attach behaviour through three hooks
+that run inside the compiled step and are code, not state: `mask_updater`
+(recompute masks), `step_hooks` (other per-step work) and `loss_fns`
+(penalties added with `add_loss`).
 """
 
 import keras

@@ -230,6 +230,14 @@ class _Analyzer:
                 zero &= self.close(bias)
         return TensorChannels(ids, zero)
 
+    def _carry(self, op, info):
+        """Binds a layer that carries channel c to channel c with weights; False on a mismatch."""
+        if not self.g.bind(self.g.layer_in, op, info.ids):
+            return False
+        self.g.bind(self.g.layer_out, op, self.g.layer_in[id(op)])
+        self.g.layer_role[id(op)] = "carry"
+        return True
+
     def batch_norm(self, op, layer, node, infos):
         info = infos[0]
         rank = len(node.input_tensors[0].shape)
@@ -238,10 +246,8 @@ class _Analyzer:
         axis = layer.axis if isinstance(layer.axis, int) else None
         if axis is None or axis % rank != rank - 1:
             return f"normalises axis {layer.axis}, not the channel (last) axis"
-        if not self.g.bind(self.g.layer_in, op, info.ids):
+        if not self._carry(op, info):
             return "is called on inputs with different channel counts"
-        self.g.bind(self.g.layer_out, op, self.g.layer_in[id(op)])
-        self.g.layer_role[id(op)] = "carry"
         zero = np.zeros(len(info.ids), bool)
         if self.g.compute_zero:
             n = len(info.ids)
@@ -261,10 +267,8 @@ class _Analyzer:
             if _activation_keeps_zero(layer.activation) is None:
                 return "applies softmax, which mixes channels"
         if registry.layer_info(layer).channel_vectors:  # PReLU: per-channel weights
-            if not self.g.bind(self.g.layer_in, op, info.ids):
+            if not self._carry(op, info):
                 return "is called on inputs with different channel counts"
-            self.g.bind(self.g.layer_out, op, self.g.layer_in[id(op)])
-            self.g.layer_role[id(op)] = "carry"
         zero = np.zeros(len(info.ids), bool)
         if self.g.compute_zero:
             shape = [1] + [d or 1 for d in node.input_tensors[0].shape[1:]]

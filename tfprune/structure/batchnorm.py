@@ -42,7 +42,7 @@ import numpy as np
 
 from tfprune import _keras
 from tfprune.core import cloning, registry
-from tfprune.structure.weights import scale_outputs
+from tfprune.structure.weights import assign_by_attr, scale_outputs
 
 
 def _is_last_axis_bn(bn):
@@ -111,9 +111,8 @@ def _folded_weights(layer, bn):
     bias = np.zeros(channels) if bias is None else bias.astype("float64")
     scaled = scale_outputs(layer, scale)
     scaled.pop("bias", None)
-    weights = [w for w in layer.weights if w is not registry.weight_variable(layer, "bias")]
-    by_var = {id(registry.weight_variable(layer, attr)): value for attr, value in scaled.items()}
-    out = [by_var.get(id(w), keras.ops.convert_to_numpy(w.value)) for w in weights]
+    bias_variable = registry.weight_variable(layer, "bias")
+    out = [v for w, v in zip(layer.weights, assign_by_attr(layer, scaled)) if w is not bias_variable]
     out.append(bias * scale + shift)
     dtype = layer.weights[0].dtype
     return [np.asarray(v, dtype=dtype) for v in out]

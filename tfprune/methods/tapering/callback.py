@@ -125,7 +125,6 @@ class BudgetTapering(PruningCallback):
         self.slowdown = float(slowdown)
         self.speedup = float(speedup)
         self.max_rate_factor = float(max_rate_factor)
-        self.gates = []
         self._last = None
 
     # ------------------------------------------------------------- attaching
@@ -137,7 +136,6 @@ class BudgetTapering(PruningCallback):
                 f"BudgetTapering: model {model.name!r} has no ChannelGate; gate it "
                 "first with tfprune.wrap(model, tfprune.Budget(macs=...))."
             )
-        self.gates = gates
         return gates
 
     def attach(self, gates):
