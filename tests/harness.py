@@ -72,6 +72,12 @@ PUBLIC_OBJECTS = {
     "SLR": ("callback", lambda: tfprune.callbacks.SLR(rho=0.1)),
     "BudgetTapering": ("callback", lambda: tfprune.callbacks.BudgetTapering(budget=0.6, taper_epochs=1)),
     "PruningSummaries": ("callback", lambda: tfprune.callbacks.PruningSummaries("unused", histograms=False)),
+    "CosineDense": ("layer", lambda: tfprune.layers.CosineDense(5, activation="relu", scale_initializer="ones")),
+    "CosineConv2D": ("layer", lambda: tfprune.layers.CosineConv2D(4, 3, padding="same")),
+    "CosineDepthwiseConv2D": ("layer", lambda: tfprune.layers.CosineDepthwiseConv2D(3, depth_multiplier=2)),
+    "UnitNorm": ("object", lambda: tfprune.layers.UnitNorm(axis=(0, 1, 2))),
+    "HypersphericalPenalty": ("object", lambda: tfprune.regularizers.HypersphericalPenalty(0.7, keep_strength=0.1)),
+    "Hyperspherical": ("callback", lambda: tfprune.callbacks.Hyperspherical(strength=2.0, update_every=2)),
 }
 
 # Callbacks that need TensorFlow to run (TensorBoard writing).
@@ -106,6 +112,8 @@ def prepared_model(name):
     """The model a callback runs on: gated for tapering, else wrapped at 50%."""
     if name == "BudgetTapering":
         model = tfprune.wrap(tiny_classifier(), tfprune.Budget(0.6))
+    elif name == "Hyperspherical":
+        model = tfprune.wrap(tfprune.layers.to_hyperspherical(tiny_classifier()), tfprune.Sparsity(0.5))
     else:
         model = tfprune.wrap(tiny_classifier(), tfprune.Sparsity(0.5))
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))

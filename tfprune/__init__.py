@@ -16,6 +16,7 @@ from tfprune.core.wrapper import PruneWrapper
 from tfprune.exporting import export
 from tfprune.lifecycle import hard_prune, strip, wrap
 from tfprune.methods import tapering
+from tfprune.methods.hyperspherical import recover_mean
 from tfprune.methods.tapering import Budget
 from tfprune.report import summary
 from tfprune.structure import fold_batch_norms, recalibrate_batch_norms, shrink
@@ -36,6 +37,7 @@ __all__ = [
     "fold_batch_norms",
     "hard_prune",
     "recalibrate_batch_norms",
+    "recover_mean",
     "register_layer",
     "shrink",
     "strip",

@@ -10,13 +10,14 @@ model.fit(x, y, epochs=5, callbacks=[tfprune.callbacks.SLR()])
 ```
 """
 
-from tfprune.methods import ADMM, SLR, BudgetTapering, GeometricRho, MagnitudePruning, PruningCallback
+from tfprune.methods import ADMM, SLR, BudgetTapering, GeometricRho, Hyperspherical, MagnitudePruning, PruningCallback
 from tfprune.report import PruningSummaries
 
 __all__ = [
     "ADMM",
     "BudgetTapering",
     "GeometricRho",
+    "Hyperspherical",
     "MagnitudePruning",
     "PruningCallback",
     "PruningSummaries",

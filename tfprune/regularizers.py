@@ -1,9 +1,12 @@
 """Penalties that pruning methods add to the loss (public namespace).
 
-`ProximalPenalty` is ADMM's and SLR's `rho / 2 * ||x||^2`; see
-`tfprune.core.regularizers`.
+- `ProximalPenalty`: ADMM's and SLR's `rho / 2 * ||x||^2`
+  (`tfprune.core.regularizers`);
+- `HypersphericalPenalty`: the hyperspherical method's rank-based pull of
+  each unit's smallest weights to zero.
 """
 
 from tfprune.core.regularizers import ProximalPenalty
+from tfprune.methods.hyperspherical import HypersphericalPenalty
 
-__all__ = ["ProximalPenalty"]
+__all__ = ["HypersphericalPenalty", "ProximalPenalty"]

@@ -132,6 +132,12 @@ class LayerInfo:
         macs_on: MACs are `kernel size × positions of the "output"` (Dense,
             Conv) or of the `"input"` (ConvTranspose); `None` counts none.
         foldable: a BatchNormalization right after the layer folds into it.
+        to_plain: for a layer class that tfprune (or a user) defines, a
+            function `(layer, weights) -> plain Keras layer` (or a nested
+            functional model of plain layers) computing the same outputs;
+            `weights` are in `layer.weights` order. `strip` and
+            `from_hyperspherical` use it, so a stripped model needs no
+            tfprune to load. `None`: the layer is copied as it is.
     """
 
     role: str = None
@@ -140,6 +146,7 @@ class LayerInfo:
     channel_vectors: tuple = ()
     macs_on: str = "output"
     foldable: bool = False
+    to_plain: object = None
 
     def __post_init__(self):
         if self.role is not None and self.role not in ROLES:
@@ -148,6 +155,8 @@ class LayerInfo:
             raise ValueError(f"LayerInfo: macs_on must be one of {MACS_ON}; got {self.macs_on!r}.")
         if not all(isinstance(k, KernelSpec) for k in self.kernels):
             raise TypeError("LayerInfo: kernels must be a tuple of tfprune.KernelSpec.")
+        if self.to_plain is not None and not callable(self.to_plain):
+            raise TypeError(f"LayerInfo: to_plain must be callable or None; got {self.to_plain!r}.")
 
     @property
     def output_kernel(self):

@@ -27,6 +27,11 @@ def _matches(layer, pattern):
     )
 
 
+def matches_any(layer, patterns):
+    """Whether `layer` matches any of `patterns` (names, regexes or classes)."""
+    return any(_matches(layer, p) for p in patterns)
+
+
 def _as_list(value):
     if value is None:
         return []

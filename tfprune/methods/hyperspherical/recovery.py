@@ -1,0 +1,114 @@
+"""`recover_mean`: the retrain-free recovery after hyperspherical pruning.
+
+Two fixes, both without training:
+
+1. **Mean replacement, in an exact sparse form.** Replacing each unit's
+   pruned weights by their mean `μ` gives the kernel `K + μ(1 − M)` (`K`
+   the kept weights, `M` the mask), which is dense. The same layer is
+   `(K − μM) + μ·1`: a kernel with the mask's support plus `μ` times the sum
+   of all inputs in the window — one all-ones filter shared by the layer.
+   The hyperspherical layers compute that sum on their *mean path*.
+2. **BatchNormalization statistics** re-estimated on calibration data
+   (`tfprune.recalibrate_batch_norms`), where the network has BN.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from tfprune import _keras
+from tfprune.core.state import reset_compiled_functions
+from tfprune.core.wrapper import wrappers_of
+from tfprune.methods.hyperspherical.layers import HypersphericalLayer, from_unit_matrix, per_unit, unit_matrix
+from tfprune.structure.batchnorm import recalibrate_batch_norms
+
+
+def mean_replacement(kernel, mask, unit_axes):
+    """`(sparse kernel, μ)`: `K − μM` and the per-unit mean of the pruned values.
+
+    `kernel` holds the raw weights (the pruned ones still there), `mask` is
+    1 where a weight is kept. A unit with nothing pruned gets `μ = 0`.
+
+    Example:
+
+    >>> k, mu = mean_replacement(np.array([[0.9], [0.2], [0.1]]), np.array([[1.0], [0.0], [0.0]]), (0,))
+    >>> [round(float(v), 3) for v in k.ravel()], [round(float(v), 3) for v in mu]
+    ([0.75, 0.0, 0.0], [0.15])
+    """
+    rows = unit_matrix(np.asarray(kernel, "float64"), unit_axes)
+    keep = unit_matrix(np.asarray(mask, "float64"), unit_axes)
+    pruned = 1.0 - keep
+    mu = (rows * pruned).sum(axis=1) / np.maximum(pruned.sum(axis=1), 1.0)
+    sparse = (rows - mu[:, None]) * keep
+    dtype = np.asarray(kernel).dtype
+    return from_unit_matrix(sparse, np.shape(kernel), unit_axes).astype(dtype), mu.astype(dtype)
+
+
+def recover_mean(model, calibration=None, mean=True, tolerance=1e-3, steps=None, verbose=0):
+    """Replaces pruned weights by their mean (exactly, kept sparse), then fixes BN.
+
+    For every `PruneWrapper` around a hyperspherical layer, each unit's
+    pruned weights are replaced by their mean `μ` in the exact sparse form:
+    the kernel becomes `K − μM` (zero where pruned) and the layer's mean path
+    adds `μ` times the window sum of its inputs. Then, if `calibration` is
+    given and the model has BatchNormalization layers, their moving
+    statistics are re-estimated on it. A layer whose mean replacement would
+    change its kernel by less than `tolerance` (relative Frobenius norm,
+    `‖μ(1 − M)‖ / ‖K‖`) gets no mean path: its pruned weights are already
+    about zero, and the path would cost a window sum for nothing. Call
+    after training with
+    `tfprune.callbacks.Hyperspherical`, before `tfprune.strip`. Layers already
+    recovered are left as they are.
+
+    Args:
+        model: a wrapped model whose masks are fixed.
+        calibration: data for the BN statistics (a `tf.data.Dataset`, an
+            iterable of batches, an array of inputs or an `(x, y)` tuple), or
+            `None` to keep them.
+        mean: `False` skips the mean replacement (BN statistics only).
+        tolerance: the smallest relative kernel change worth a mean path
+            (0 recovers every layer).
+        steps: at most this many calibration batches.
+        verbose: 1 for a progress bar while recalibrating.
+
+    Returns:
+        `model`, changed in place.
+
+    Example:
+
+    ```python
+    model = tfprune.recover_mean(model, calibration=train.take(8))
+    final = tfprune.strip(model)
+    ```
+    """
+    wrappers = wrappers_of(model, "tfprune.recover_mean")
+    if mean:
+        hyperspherical = [w for w in wrappers if isinstance(w.layer, HypersphericalLayer)]
+        if not hyperspherical:
+            raise ValueError(
+                f"tfprune.recover_mean: model {model.name!r} has no wrapped hyperspherical "
+                "layer, which the exact sparse mean form needs. Convert with "
+                "tfprune.layers.to_hyperspherical(model) before wrapping, or pass "
+                "mean=False to only re-estimate the BatchNormalization statistics."
+            )
+        for w in hyperspherical:
+            if not w.layer.mean_path:
+                _replace(w, tolerance)
+        reset_compiled_functions(model)
+    has_bn = any(isinstance(layer, keras.layers.BatchNormalization) for layer in _keras.sublayers(model, True))
+    if calibration is not None and has_bn:
+        recalibrate_batch_norms(model, calibration, steps=steps, verbose=verbose)
+    return model
+
+
+def _replace(wrapper, tolerance):
+    layer = wrapper.layer
+    kernel = layer.kernel_variable()
+    value = ops.convert_to_numpy(kernel)
+    mask = ops.convert_to_numpy(wrapper.masks[0])
+    sparse, mu = mean_replacement(value, mask, layer.unit_axes)
+    change = np.linalg.norm(per_unit(1.0 - mask, mu, layer.unit_axes))
+    if change <= tolerance * np.linalg.norm(value * mask):
+        return
+    kernel.assign(sparse)
+    layer.enable_mean_path(mu)
