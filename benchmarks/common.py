@@ -52,6 +52,32 @@ def compile_classifier(model, learning_rate=1e-3):
     return model
 
 
+def run_info(argv=None):
+    """What a result file records about its run: command, date, versions, load."""
+    import datetime
+    import platform
+
+    import numpy as np
+
+    import tfprune
+
+    versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": np.__version__,
+                "tfprune": tfprune.__version__, "backend": keras.backend.backend()}
+    try:
+        import tensorflow as tf
+
+        versions["tensorflow"] = tf.__version__
+    except ImportError:
+        pass
+    return {
+        "command": " ".join([os.path.relpath(sys.argv[0])] + list(sys.argv[1:] if argv is None else argv)),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "load_average_1_5_15": list(os.getloadavg())},
+    }
+
+
 def write_json(data, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".json.tmp")

@@ -67,10 +67,13 @@ def _method_factories():
         methods["admm"] = lambda args, steps: callbacks.ADMM(rho=args.rho)
     if hasattr(callbacks, "SLR"):
         methods["slr"] = lambda args, steps: callbacks.SLR(rho=args.rho)
+    methods["hyperspherical"] = lambda args, steps: callbacks.Hyperspherical(
+        ramp_steps=max(1, args.prune_epochs * steps // 2)
+    )
     return methods
 
 
-METHOD_NAMES = ("magnitude", "admm", "slr")
+METHOD_NAMES = ("magnitude", "admm", "slr", "hyperspherical")
 
 
 # --------------------------------------------------------------------- parser
@@ -84,7 +87,7 @@ def build_parser():
     p.add_argument("--model", default="lenet5", help="model name (lenet5)")
     p.add_argument("--data", default="fashion_mnist", help="fashion_mnist or mnist")
     p.add_argument("--data-dir", default=None, help="directory with the IDX files")
-    p.add_argument("--method", default="magnitude", help="magnitude, admm or slr")
+    p.add_argument("--method", default="magnitude", help="magnitude, admm, slr or hyperspherical")
     p.add_argument("--sparsity", type=float, default=0.9, help="target in [0, 1)")
     p.add_argument("--granularity", default="unstructured", help="unstructured, channel or N:M")
     p.add_argument("--scope", default="layer", help="layer or global")
@@ -205,6 +208,9 @@ def run_prune(args):
             granularity=args.granularity,
             scope=args.scope,
         )
+        hyperspherical = args.method == "hyperspherical"
+        if hyperspherical:  # unit-norm layers; outputs unchanged
+            model = tfprune.layers.to_hyperspherical(model)
         pruned = tfprune.wrap(model, spec)
         compile_(pruned)
         method = _method_factories()[args.method](args, steps_per_epoch)
@@ -212,7 +218,10 @@ def run_prune(args):
         h = pruned.fit(train, validation_data=test, epochs=args.prune_epochs, verbose=args.verbose, shuffle=False,
                        callbacks=[method, tensorboard("prune")])
         phases.append(("prune", h.history))
-        tfprune.hard_prune(pruned)
+        if hyperspherical:  # masks fixed on the fly; recover instead of hard_prune
+            tfprune.recover_mean(pruned, calibration=train.take(8))
+        else:
+            tfprune.hard_prune(pruned)
         hard_acc = _accuracy(pruned, test)
         retrain_acc = None
         if args.retrain_epochs:

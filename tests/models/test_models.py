@@ -244,3 +244,16 @@ def test_small_models_export_and_reload(name, tmp_path):
 def test_docstrings_name_counts():
     for name, (build, params, _) in TABLE.items():
         assert f"{params:,}" in build.__doc__, name
+
+
+@pytest.mark.parametrize("depth, params, macs", [(8, 78_042, 12_501_632), (20, 272_474, 40_813_184)])
+def test_resnet_cifar_counts(depth, params, macs):
+    model = models.resnet_cifar(depth)
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == params
+    assert tfprune.summary(model).total_macs == macs
+    assert len([layer for layer in model.layers if layer.name.endswith("_add")]) == 3 * (depth - 2) // 6
+
+
+def test_resnet_cifar_rejects_other_depths():
+    with pytest.raises(ValueError, match="depth must be 6n \\+ 2"):
+        models.resnet_cifar(18)

@@ -16,6 +16,7 @@ from tfprune.models.resnet import (
     resnet18_stage_convs,
     resnet50,
     resnet50_cifar,
+    resnet_cifar,
     resnet_stage_convs,
 )
 from tfprune.models.vgg import vgg16, vgg16_cifar
@@ -29,6 +30,7 @@ __all__ = [
     "resnet18_cifar",
     "resnet50",
     "resnet50_cifar",
+    "resnet_cifar",
     "mobilenet_v2",
     "mobilenet_v2_cifar",
     "resnet_stage_convs",

@@ -161,6 +161,43 @@ def resnet18_cifar(num_classes=10, input_shape=(32, 32, 3), weights=None, width_
     return load_weights(model, path)
 
 
+def resnet_cifar(depth=20, num_classes=10, input_shape=(32, 32, 3), weights=None, width_multiplier=1.0):
+    """He et al.'s CIFAR ResNets (ResNet-8/20/32/56...): three stages of 16/32/64.
+
+    A 3×3 stem of 16 channels, then `n = (depth − 2) / 6` basic blocks in each
+    of three stages (16, 32, 64 channels at full, 1/2, 1/4 resolution), global
+    average pool, fc. Shortcuts where the shape changes are 1×1 projections
+    (He's option B), which adds 2,560 weights (+ BN) over option A.
+
+    At 32×32×3 and 10 classes: ResNet-20 has 272,474 trainable parameters
+    and 40.8 M MACs; ResNet-8 78,042 and 12.5 M.
+
+    Args:
+        depth: `6n + 2` (8, 14, 20, 32, 44, 56, 110).
+        num_classes: number of output logits.
+        input_shape: `(height, width, channels)`.
+        weights: `None` or the path of a local weights file.
+        width_multiplier: scales the widths 16/32/64.
+
+    Returns:
+        A functional `keras.Model` named `"resnet{depth}_cifar"` (names:
+        module docstring).
+
+    Example:
+
+    ```python
+    model = tfprune.models.resnet_cifar(8, input_shape=(28, 28, 1))
+    ```
+    """
+    if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"resnet_cifar: depth must be 6n + 2 (8, 14, 20, 32, 56, ...); got {depth!r}.")
+    name = f"resnet{depth}_cifar"
+    path = check_weights(weights, name)
+    n = (depth - 2) // 6
+    model = _resnet(name, _basic_block, (n, n, n), num_classes, input_shape, width_multiplier / 4, False)
+    return load_weights(model, path)
+
+
 def resnet50_cifar(num_classes=10, input_shape=(32, 32, 3), weights=None, width_multiplier=1.0):
     """ResNet-50 for CIFAR-10: 3×3 stride-1 stem, no max-pool, bottlenecks.
 
