@@ -66,7 +66,8 @@ class UnitNorm(keras.constraints.Constraint):
 class HypersphericalLayer:
     """What the three hyperspherical layers share (a mixin, internal).
 
-    Subclasses set `unit_axes` (the kernel axes of one unit) and implement
+    Subclasses set `unit_axes` (the kernel axes of one unit) and
+    `plain_class` (the Keras layer they become when stripped), and implement
     `_kernel_op(inputs, kernel)` and `_window_sum(inputs)`.
     """
 
@@ -165,6 +166,7 @@ class CosineDense(HypersphericalLayer, keras.layers.Dense):
     """
 
     unit_axes = (0,)
+    plain_class = keras.layers.Dense
 
     def __init__(self, units, scale_initializer="ones", mean_path=False, **kwargs):
         self._init_hyperspherical(scale_initializer, mean_path, kwargs)
@@ -202,6 +204,7 @@ class CosineConv2D(HypersphericalLayer, keras.layers.Conv2D):
     """
 
     unit_axes = (0, 1, 2)
+    plain_class = keras.layers.Conv2D
 
     def __init__(self, filters, kernel_size, scale_initializer="ones", mean_path=False, **kwargs):
         self._init_hyperspherical(scale_initializer, mean_path, kwargs)
@@ -249,6 +252,7 @@ class CosineDepthwiseConv2D(HypersphericalLayer, keras.layers.DepthwiseConv2D):
     """
 
     unit_axes = (0, 1)
+    plain_class = keras.layers.DepthwiseConv2D
 
     def __init__(self, kernel_size, scale_initializer="ones", mean_path=False, **kwargs):
         self._init_hyperspherical(scale_initializer, mean_path, kwargs)
@@ -297,9 +301,6 @@ def per_unit(kernel, vector, unit_axes):
     return from_unit_matrix(matrix, kernel.shape, unit_axes)
 
 
-_PLAIN = {}  # hyperspherical class -> the plain Keras class it becomes
-
-
 def _plain_config(layer, **changes):
     config = dict(layer.get_config())
     for key in ("scale_initializer", "mean_path"):
@@ -323,7 +324,7 @@ def to_plain(layer, weights):
     layers, where `main` holds the sparse kernel.
     """
     values = {v.name: np.asarray(w) for v, w in zip(layer.weights, weights)}
-    plain_cls = _PLAIN[type(layer)]
+    plain_cls = layer.plain_class
     input_shape = tuple(layer.get_build_config()["input_shape"])
     kernel = per_unit(values["kernel"], values["scale"], layer.unit_axes)
     main_weights = [kernel] + ([values["bias"]] if layer.use_bias else [])
@@ -384,9 +385,6 @@ def _mean_layers(layer, weight, input_shape):
 
 
 _VECTORS = ("bias", "scale", "pruned_mean")
-_PLAIN[CosineDense] = keras.layers.Dense
-_PLAIN[CosineConv2D] = keras.layers.Conv2D
-_PLAIN[CosineDepthwiseConv2D] = keras.layers.DepthwiseConv2D
 register_layer(
     CosineDense,
     LayerInfo("producer", (KernelSpec("kernel", "out_last", -2, "bias"),), "units", _VECTORS, to_plain=to_plain),
