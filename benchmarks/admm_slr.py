@@ -1,27 +1,41 @@
-"""GMP, TFMOT GMP, ADMM and SLR on LeNet-5 / Fashion-MNIST, side by side.
+"""ADMM and SLR against magnitude pruning (tfprune and TFMOT), LeNet-5 / Fashion-MNIST.
 
-Every method starts from the same dense weights and gets the same epoch
-budget: `--method-epochs` of pruning (GMP's schedule ramps over all but the
-last; ADMM and SLR train with their penalty), then `tfprune.hard_prune`
-(accuracy "retrain-free"), then `--retrain-epochs` of masked retraining
-(accuracy "retrained"). Settings: 90% uniform, 71× (98.6%) with the ADMM
-paper's per-layer recipe and with one global threshold, 100× (99%) global.
-TFMOT has no per-layer recipe or global scope: it runs uniform sparsity at the
-same compression (its row is repeated for the recipes it cannot express).
+Two budgets, both starting every method from the same dense weights (one
+dense model per seed) and giving every method the same epochs:
 
-Training overhead: each method's median epoch time ÷ the dense median, in
-this process (first epoch left out: it traces).
+- `--budget user` (default): 3 dense epochs, then `--method-epochs` (3) with
+  the method, `tfprune.hard_prune` ("retrain-free" accuracy), then
+  `--retrain-epochs` (1) masked ("retrained"); Adam 1e-3, batch 128. Methods:
+  `gmp` (PolynomialDecay over all but the last method epoch), `tfmot` (the
+  same schedule in TFMOT, Keras 2 subprocess), `admm` and `slr` with their
+  default arguments, and `admm_paper` / `slr_paper`, the papers' rules at this
+  budget (constant ρ, one update an epoch: the defaults before issue 16).
+- `--budget paper`: the authors' schedules. ADMM: batch 50, Adam 1e-3, 30
+  iterations of 5,000 steps (125 epochs) at constant ρ 1e-4, then 20,000
+  masked steps (17 epochs). SLR: SGD 0.01 cosine, momentum 0.5, weight decay
+  5e-4 (Keras' decoupled decay), batch 128, ρ 0.1, M 300, r 0.1, s0 0.01,
+  100 SLR epochs then 50 masked. `gmp` / `tfmot` rows get the same total
+  epochs as the method they face (`gmp_admm`, `gmp_slr`, ...).
 
-Writes results/admm_slr.json and .png (accuracy vs compression, retrain-free
-dashed and retrained solid, per method).
+Settings: `90u` (90% per layer), `986u` (98.6% per layer), `71x` (the ADMM
+paper's per-layer recipe, 71.2x), `71g` (98.6% global), `100g` (99% global).
+TFMOT has no per-layer recipe or global scope: in those settings its row is
+the uniform run at the same compression, marked `reused_from`.
 
-    python benchmarks/admm_slr.py            # full: ~8 min on 2 quiet cores
-    python benchmarks/admm_slr.py --quick    # 5k examples, 1 epoch each
+Every run appends its row to the result file as it finishes (a rerun with the
+same key replaces it), so a long `--budget paper` job can be split or resumed.
+The summary gives mean and spread (std over seeds) per setting and method.
+
+    python benchmarks/admm_slr.py --seeds 0 1 2 --settings 90u 986u     # ~25 min
+    python benchmarks/admm_slr.py --budget paper --methods admm_paper gmp_admm --settings 71x
+    python benchmarks/admm_slr.py --quick                                 # 5k images, 1+1+1 epochs
 """
 
 import argparse
 import os
+import statistics
 import sys
+import time
 
 import keras
 import numpy as np
@@ -36,55 +50,111 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # The ADMM paper's LeNet-5 recipe: keep 20% / 8% / 0.9% / 7% (71.2x).
 RECIPE_71X = {"conv1": 0.8, "conv2": 0.92, "fc1": 0.991, "fc2": 0.93}
 
-SETTINGS = [
-    # name, Sparsity spec, TFMOT's uniform equivalent
-    ("90% uniform", lambda: tfprune.Sparsity(0.9), 0.9),
-    ("71x per-layer", lambda: tfprune.Sparsity(RECIPE_71X), 0.986),
-    ("71x global", lambda: tfprune.Sparsity(0.986, scope="global"), 0.986),
-    ("100x global", lambda: tfprune.Sparsity(0.99, scope="global"), 0.99),
-]
+# name: (Sparsity spec, TFMOT's uniform equivalent, TFMOT setting it reuses)
+SETTINGS = {
+    "90u": (lambda: tfprune.Sparsity(0.9), 0.9, None),
+    "986u": (lambda: tfprune.Sparsity(0.986), 0.986, None),
+    "71x": (lambda: tfprune.Sparsity(RECIPE_71X), 0.986, "986u"),
+    "71g": (lambda: tfprune.Sparsity(0.986, scope="global"), 0.986, "986u"),
+    "100g": (lambda: tfprune.Sparsity(0.99, scope="global"), 0.99, None),
+}
+
+# The papers' schedules: batch, method epochs, masked epochs, optimizer.
+PAPER = {
+    "admm": {"batch": 50, "epochs": 125, "retrain": 17, "optimizer": "adam"},
+    "slr": {"batch": 128, "epochs": 100, "retrain": 50, "optimizer": "sgd_cosine"},
+}
 
 
-def method_callback(name, spec, steps_per_epoch, args):
-    if name == "gmp":
-        final = max(spec.target.values()) if isinstance(spec.target, dict) else spec.target
-        end = max(1, (args.method_epochs - 1) * steps_per_epoch)
-        schedule = tfprune.schedules.PolynomialDecay(0.0, final, 0, end, frequency=args.frequency)
-        return tfprune.callbacks.MagnitudePruning(schedule)
-    if name == "admm":
-        return tfprune.callbacks.ADMM(
-            rho=args.admm_rho,
-            rho_schedule=tfprune.callbacks.GeometricRho(args.admm_rho_factor),
-            update_every=args.admm_steps,
-        )
-    if name == "slr":
-        return tfprune.callbacks.SLR(rho=args.slr_rho)
-    raise ValueError(name)
+def optimizer(kind, steps):
+    if kind == "adam":
+        return keras.optimizers.Adam(1e-3)
+    schedule = keras.optimizers.schedules.CosineDecay(0.01, steps)
+    return keras.optimizers.SGD(schedule, momentum=0.5, weight_decay=5e-4)
 
 
-def run_method(name, spec, weights, data, args):
+def plan(method, args):
+    """(batch, method epochs, masked epochs, optimizer kind) of one run."""
+    if args.budget == "user":
+        return args.batch_size, args.method_epochs, args.retrain_epochs, "adam"
+    faced = method.split("_")[-1] if method.startswith(("gmp_", "tfmot_")) else method.split("_")[0]
+    p = PAPER[faced]
+    return p["batch"], p["epochs"], p["retrain"], p["optimizer"]
+
+
+def method_callback(method, final, steps_per_epoch, epochs, args):
+    if method.startswith("gmp"):
+        end = max(1, (epochs - 1) * steps_per_epoch)
+        return tfprune.callbacks.MagnitudePruning(
+            tfprune.schedules.PolynomialDecay(0.0, final, 0, end, frequency=args.frequency))
+    if method == "admm":
+        return tfprune.callbacks.ADMM()
+    if method == "slr":
+        return tfprune.callbacks.SLR()
+    if method == "admm_paper":
+        every = 5000 if args.budget == "paper" else "epoch"
+        rho = 1e-4 if args.budget == "paper" else 1e-3
+        return tfprune.callbacks.ADMM(rho=rho, rho_end=None, update_every=every)
+    if method == "slr_paper":
+        return tfprune.callbacks.SLR(rho=0.1, M=300, r=0.1, s0=0.01, rho_end=None,
+                                     update_every="epoch", harden=0.0)
+    raise ValueError(f"unknown method {method!r}")
+
+
+def final_target(spec):
+    return max(spec.target.values()) if isinstance(spec.target, dict) else spec.target
+
+
+def run_tfprune(method, setting, weights, data, args):
     x, y, xt, yt = data
+    batch, epochs, retrain, opt = plan(method, args)
+    steps = int(np.ceil(len(x) / batch))
+    spec = SETTINGS[setting][0]()
     model = tfprune.models.lenet5()
     model.set_weights(weights)
-    wrapped = common.compile_classifier(tfprune.wrap(model, spec))
-    steps = int(np.ceil(len(x) / args.batch_size))
-    timer = common.EpochTimer()
-    wrapped.fit(x, y, batch_size=args.batch_size, epochs=args.method_epochs, verbose=0,
-                callbacks=[method_callback(name, spec, steps, args), timer])
+    wrapped = tfprune.wrap(model, spec)
+    wrapped.compile(optimizer(opt, steps * (epochs + retrain)),
+                    keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    callback = method_callback(method, final_target(spec), steps, epochs, args)
+    wrapped.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[callback])
     tfprune.hard_prune(wrapped)
     hard = wrapped.evaluate(xt, yt, verbose=0, return_dict=True)["accuracy"]
-    wrapped.fit(x, y, batch_size=args.batch_size, epochs=args.retrain_epochs, verbose=0)
+    if retrain:
+        wrapped.fit(x, y, batch_size=batch, epochs=retrain, verbose=0)
     retrained = wrapped.evaluate(xt, yt, verbose=0, return_dict=True)["accuracy"]
     report = tfprune.summary(tfprune.strip(wrapped))
     prunable = sum(r.prunable for r in report.rows)
     zeros = sum(r.prunable_zeros for r in report.rows)
-    return {
-        "retrain_free_accuracy": float(hard),
-        "retrained_accuracy": float(retrained),
-        "sparsity": zeros / prunable,
-        "compression": prunable / max(prunable - zeros, 1),
-        "epoch_seconds": timer.times,
-    }
+    return {"retrain_free_accuracy": float(hard), "retrained_accuracy": float(retrained),
+            "sparsity": zeros / prunable, "compression": prunable / max(prunable - zeros, 1),
+            "batch_size": batch, "method_epochs": epochs, "retrain_epochs": retrain,
+            "arguments": callback.get_config()}
+
+
+def run_tfmot(method, setting, weights, data, args, seed):
+    batch, epochs, retrain, _ = plan(method, args)
+    r = common.run_tfmot(weights, data, SETTINGS[setting][1], epochs, batch, args.frequency, seed,
+                         retrain_epochs=retrain, dense_timing=False)
+    return {"retrain_free_accuracy": r["accuracy"], "retrained_accuracy": r["retrained_accuracy"],
+            "sparsity": r["sparsity"], "compression": 1 / max(1 - r["sparsity"], 1e-9),
+            "batch_size": batch, "method_epochs": epochs, "retrain_epochs": retrain,
+            "optimizer": "adam 1e-3 (TFMOT runs Adam in every budget)"}
+
+
+def summarise(runs):
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["budget"], r["setting"], r["method"]), []).append(r)
+    summary = []
+    for (budget, setting, method), rows in sorted(groups.items()):
+        entry = {"budget": budget, "setting": setting, "method": method, "seeds": [r["seed"] for r in rows]}
+        for key in ("retrain_free", "retrained"):
+            deltas = [100 * (r[f"{key}_accuracy"] - r["dense_accuracy"]) for r in rows]
+            entry[f"{key}_delta_pt"] = statistics.mean(deltas)
+            entry[f"{key}_delta_pt_std"] = statistics.stdev(deltas) if len(deltas) > 1 else None
+        entry["compression"] = statistics.mean(r["compression"] for r in rows)
+        summary.append(entry)
+    return summary
 
 
 def plot(results, path):
@@ -93,23 +163,30 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    colours = {"gmp": "tab:blue", "tfmot": "tab:grey", "admm": "tab:green", "slr": "tab:red"}
-    for method, colour in colours.items():
-        rows = sorted((r for r in results["runs"] if r["method"] == method), key=lambda r: r["compression"])
-        if not rows:
-            continue
-        xs = [r["compression"] for r in rows]
-        ax.plot(xs, [100 * r["retrained_accuracy"] for r in rows], "-o", color=colour, label=f"{method} retrained")
-        ax.plot(xs, [100 * r["retrain_free_accuracy"] for r in rows], "--x", color=colour,
-                label=f"{method} retrain-free")
-    ax.axhline(100 * results["dense_accuracy"], color="k", lw=1, ls=":", label="dense")
-    ax.set_xscale("log")
-    ax.set_xlabel("compression (prunable weights ÷ nonzeros, log)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("LeNet-5 / Fashion-MNIST: same dense start, same epoch budget")
-    ax.legend(fontsize=8, ncol=2)
-    ax.grid(alpha=0.3)
+    summary = [s for s in results["summary"] if s["budget"] == results["budget_plotted"]]
+    settings = [s for s in SETTINGS if any(e["setting"] == s for e in summary)]
+    methods = sorted({e["method"] for e in summary})
+    if not settings:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    width = 0.8 / len(methods)
+    for ax, key, title in zip(axes, ("retrain_free", "retrained"), ("retrain-free", "after masked retraining")):
+        for j, method in enumerate(methods):
+            xs, ys, es = [], [], []
+            for i, setting in enumerate(settings):
+                e = next((e for e in summary if e["setting"] == setting and e["method"] == method), None)
+                if e:
+                    xs.append(i + j * width)
+                    ys.append(e[f"{key}_delta_pt"])
+                    es.append(e[f"{key}_delta_pt_std"] or 0.0)
+            ax.bar(xs, ys, width, yerr=es, label=method, capsize=2)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(settings))], settings)
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("test accuracy − dense (pt; bars: std over seeds)")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"LeNet-5 / Fashion-MNIST, {results['budget_plotted']} budget, same epochs for every method")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -117,66 +194,70 @@ def plot(results, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", choices=["user", "paper"], default="user")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="user: gmp tfmot admm slr admm_paper slr_paper; "
+                             "paper: admm_paper slr_paper gmp_admm gmp_slr tfmot_admm tfmot_slr")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--dense-epochs", type=int, default=3)
     parser.add_argument("--method-epochs", type=int, default=3)
     parser.add_argument("--retrain-epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--frequency", type=int, default=100, help="GMP mask update frequency")
-    parser.add_argument("--admm-rho", type=float, default=1e-2)
-    parser.add_argument("--admm-rho-factor", type=float, default=1.3)
-    parser.add_argument("--admm-steps", type=int, default=100, help="steps per ADMM iteration")
-    parser.add_argument("--slr-rho", type=float, default=0.1)
-    parser.add_argument("--methods", nargs="+", default=["gmp", "tfmot", "admm", "slr"])
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
+    if args.methods is None:
+        args.methods = (["gmp", "tfmot", "admm", "slr", "admm_paper", "slr_paper"] if args.budget == "user"
+                        else ["admm_paper", "gmp_admm", "tfmot_admm", "slr_paper", "gmp_slr", "tfmot_slr"])
     if args.quick:
-        args.limit, args.dense_epochs, args.method_epochs, args.retrain_epochs = 5000, 1, 2, 1
-        args.frequency, args.admm_steps = 10, 10
-
-    keras.utils.set_random_seed(args.seed)
+        args.limit, args.dense_epochs, args.method_epochs, args.retrain_epochs = 5000, 1, 1, 1
+        args.frequency = 10
+    name = f"admm_slr{'_paper' if args.budget == 'paper' else ''}{'_quick' if args.quick else ''}"
+    path = os.path.join(args.out, name + ".json")
+    results = common.read_json(path) or {"runs": []}
+    results["run_info"] = results.get("run_info", []) + [common.run_info(argv)]
     data = common.fashion_mnist_arrays(args.limit)
     x, y, xt, yt = data
-    dense = common.compile_classifier(tfprune.models.lenet5())
-    timer = common.EpochTimer()
-    dense.fit(x, y, batch_size=args.batch_size, epochs=args.dense_epochs, verbose=2, callbacks=[timer])
-    dense_accuracy = float(dense.evaluate(xt, yt, verbose=0, return_dict=True)["accuracy"])
-    weights = dense.get_weights()
-    dense_times = timer.times
-
-    runs, tfmot_cache = [], {}
-    for setting, make_spec, uniform in SETTINGS:
-        for method in args.methods:
-            if method == "tfmot":
-                if uniform not in tfmot_cache:
-                    r = common.run_tfmot(weights, data, uniform, args.method_epochs, args.batch_size,
-                                         args.frequency, args.seed, retrain_epochs=args.retrain_epochs,
-                                         dense_timing=False)
-                    tfmot_cache[uniform] = {
-                        "retrain_free_accuracy": r["accuracy"],
-                        "retrained_accuracy": r["retrained_accuracy"],
-                        "sparsity": r["sparsity"],
-                        "compression": 1 / max(1 - r["sparsity"], 1e-9),
-                        "epoch_seconds": r["pruned_epoch_seconds"],
-                    }
-                result = dict(tfmot_cache[uniform])
-            else:
-                result = run_method(method, make_spec(), weights, data, args)
-            result.update(setting=setting, method=method)
-            if method != "tfmot":
-                result["overhead"] = common.overhead(result["epoch_seconds"], dense_times)
-            runs.append(result)
-            print(f"{setting:14s} {method:6s} x{result['compression']:6.1f}  retrain-free "
-                  f"{result['retrain_free_accuracy']:.4f}  retrained {result['retrained_accuracy']:.4f}"
-                  + (f"  overhead x{result['overhead']:.3f}" if "overhead" in result else ""), flush=True)
-    results = {"setting": vars(args), "dense_accuracy": dense_accuracy, "dense_epoch_seconds": dense_times,
-               "runs": runs}
-    name = "admm_slr" + ("_quick" if args.quick else "")
-    common.write_json(results, os.path.join(args.out, name + ".json"))
+    for seed in args.seeds:
+        keras.utils.set_random_seed(seed)
+        dense = common.compile_classifier(tfprune.models.lenet5())
+        dense.fit(x, y, batch_size=128, epochs=args.dense_epochs, verbose=0)
+        dense_accuracy = float(dense.evaluate(xt, yt, verbose=0, return_dict=True)["accuracy"])
+        weights = dense.get_weights()
+        print(f"seed {seed}: dense {dense_accuracy:.4f}", flush=True)
+        tfmot_done = {}
+        for setting in args.settings:
+            for method in args.methods:
+                keras.utils.set_random_seed(seed)
+                start = time.time()
+                reused = SETTINGS[setting][2] if method.startswith("tfmot") else None
+                key = (method, SETTINGS[setting][1])
+                if method.startswith("tfmot"):
+                    if key not in tfmot_done:
+                        tfmot_done[key] = (setting, run_tfmot(method, setting, weights, data, args, seed))
+                    first, row = tfmot_done[key]
+                    row = dict(row)
+                    reused = first if first != setting else None
+                else:
+                    row = run_tfprune(method, setting, weights, data, args)
+                row.update(budget=args.budget, setting=setting, method=method, seed=seed,
+                           dense_accuracy=dense_accuracy, dense_epochs=args.dense_epochs,
+                           limit=args.limit, seconds=time.time() - start)
+                if reused:
+                    row["reused_from"] = f"TFMOT has no such scope: the {reused} uniform run, same seed"
+                results["runs"] = [r for r in results["runs"] if (r["budget"], r["setting"], r["method"], r["seed"])
+                                   != (args.budget, setting, method, seed)] + [row]
+                results["summary"] = summarise(results["runs"])
+                results["budget_plotted"] = args.budget
+                common.write_json(results, path)
+                print(f"{setting:5s} {method:11s} x{row['compression']:6.1f}  retrain-free "
+                      f"{row['retrain_free_accuracy']:.4f}  retrained {row['retrained_accuracy']:.4f}"
+                      f"  ({row['seconds']:.0f} s)", flush=True)
     plot(results, os.path.join(args.out, name + ".png"))
-    print(f"wrote {os.path.join(args.out, name)}.json/.png")
+    print(f"wrote {path} and .png")
 
 
 if __name__ == "__main__":

@@ -78,6 +78,14 @@ def run_info(argv=None):
     }
 
 
+def read_json(path):
+    """The JSON at `path`, or `None` when there is none yet."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def write_json(data, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".json.tmp")

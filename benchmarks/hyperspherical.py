@@ -125,7 +125,8 @@ def run(method, name, spec_of, dense_weights, data, args):
         result["retrain_free"] = accuracy(pruned, data)
     elif method == "slr":
         pruned = common.compile_classifier(tfprune.wrap(model, spec_of()))
-        result["epoch_seconds"] = fit(pruned, data, args.epochs, args, [tfprune.callbacks.SLR()])
+        result["epoch_seconds"] = fit(pruned, data, args.epochs, args, [tfprune.callbacks.SLR(
+            rho_end=None, update_every="epoch", harden=0.0)])  # the authors' rules (as recorded)
         tfprune.hard_prune(pruned)
         result.update(retrain_free_with_bn(pruned, data))
     else:  # hs, hs_raw, hs_keep

@@ -81,7 +81,9 @@ def main(argv=None):
     model.compile(keras.optimizers.Adam(args.lr), loss, metrics=["accuracy"])
     steps_per_epoch = math.ceil(len(x) / args.batch_size)
     schedule = tfprune.callbacks.GeometricRho(args.rho_factor) if args.rho_factor else None
-    admm = tfprune.callbacks.ADMM(rho=args.rho, rho_schedule=schedule, update_every=args.steps)
+    # The paper's rules: constant ρ (or --rho-factor growth), fixed-length iterations.
+    admm = tfprune.callbacks.ADMM(rho=args.rho, rho_end=None, rho_schedule=schedule,
+                                  update_every=args.steps, harden=0.0)
     epochs = math.ceil(args.iterations * args.steps / steps_per_epoch)
     hist = model.fit(x, y, batch_size=args.batch_size, epochs=epochs, verbose=2, callbacks=[admm])
     results["admm_accuracy"] = model.evaluate(xt, yt, verbose=0)[1]

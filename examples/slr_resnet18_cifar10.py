@@ -72,7 +72,9 @@ def main(argv=None):
         jit_compile=False if args.smoke else "auto",
     )
     results = {"dense_accuracy": model.evaluate(**test_data, verbose=0)[1]}
-    slr = tfprune.callbacks.SLR(rho=args.rho, M=args.M, r=args.r, s0=args.s0)
+    # The authors' rules: constant ρ, one update an epoch, no hardening.
+    slr = tfprune.callbacks.SLR(rho=args.rho, M=args.M, r=args.r, s0=args.s0,
+                                rho_end=None, update_every="epoch", harden=0.0)
     hist = model.fit(**fit_data, epochs=args.epochs, verbose=2, callbacks=[slr])
     results["slr_accuracy"] = model.evaluate(**test_data, verbose=0)[1]
     tfprune.hard_prune(model)

@@ -8,6 +8,18 @@ import tfprune
 from tfprune.core import masks as masks_lib
 
 
+def PaperADMM(**kwargs):
+    """ADMM with the paper's rules: constant ρ (or a schedule), epoch cadence, no hardening."""
+    defaults = {"rho_end": None, "update_every": "epoch", "harden": 0.0}
+    return tfprune.callbacks.ADMM(**{**defaults, **kwargs})
+
+
+def PaperSLR(**kwargs):
+    """SLR with the authors' rules and defaults (ρ 0.1 constant, epoch updates)."""
+    defaults = {"rho": 0.1, "rho_end": None, "update_every": "epoch", "harden": 0.0}
+    return tfprune.callbacks.SLR(**{**defaults, **kwargs})
+
+
 def tiny_model(seed=0):
     """Conv → Dense → Dense; fc1 has 64 inputs, fc2 8 (both divisible by 4)."""
     keras.utils.set_random_seed(seed)

@@ -58,15 +58,22 @@ def _magnitude(args, steps_per_epoch):
     return callbacks.MagnitudePruning(schedule)
 
 
+def _proximal_arguments(args):
+    """The ADMM/SLR arguments the user gave (the rest keep the method's defaults)."""
+    given = {"rho": args.rho, "rho_end": args.rho_end, "harden": args.harden}
+    kwargs = {k: v for k, v in given.items() if v is not None}
+    if args.rho_end is not None and args.rho_end <= 0:  # --rho-end 0: constant ρ
+        kwargs["rho_end"] = None
+    return kwargs
+
+
 def _method_factories():
     """Method name → `f(args, steps_per_epoch) -> callback`."""
     from tfprune import callbacks
 
     methods = {"magnitude": _magnitude}
-    if hasattr(callbacks, "ADMM"):
-        methods["admm"] = lambda args, steps: callbacks.ADMM(rho=args.rho)
-    if hasattr(callbacks, "SLR"):
-        methods["slr"] = lambda args, steps: callbacks.SLR(rho=args.rho)
+    methods["admm"] = lambda args, steps: callbacks.ADMM(**_proximal_arguments(args))
+    methods["slr"] = lambda args, steps: callbacks.SLR(**_proximal_arguments(args))
     methods["hyperspherical"] = lambda args, steps: callbacks.Hyperspherical(
         ramp_steps=max(1, args.prune_epochs * steps // 2)
     )
@@ -98,7 +105,12 @@ def build_parser():
     p.add_argument("--retrain-epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--rho", type=float, default=1e-3, help="ADMM/SLR penalty weight")
+    p.add_argument("--rho", type=float, default=None,
+                   help="ADMM/SLR initial penalty weight (default: the method's)")
+    p.add_argument("--rho-end", type=float, default=None,
+                   help="ADMM/SLR final penalty weight; 0 keeps rho constant (default: the method's)")
+    p.add_argument("--harden", type=float, default=None,
+                   help="ADMM/SLR fraction of the run trained with frozen masks (default: the method's)")
     p.add_argument("--limit", type=int, default=None, help="use only this many training examples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-tflite", action="store_true", help="skip the TFLite export")

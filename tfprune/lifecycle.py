@@ -6,15 +6,12 @@ channel coupling (`tfprune.structure.coupling`) and cloning
 (`tfprune.core.cloning`). The lifecycle names no method.
 """
 
-import keras
 
-from tfprune import _keras
 from tfprune.core import cloning
-from tfprune.core import masks as masks_lib
 from tfprune.core.spec import PruningSpec
 from tfprune.core.state import reset_compiled_functions
 from tfprune.core.wrapper import strip_model, wrappers_of
-from tfprune.structure import coupling
+from tfprune.methods.hardening import project_and_freeze
 
 
 def wrap(model, sparsity):
@@ -79,44 +76,9 @@ def hard_prune(model):
     ```
     """
     wrappers = wrappers_of(model, "tfprune.hard_prune")
-    values = [w.effective_weights() for w in wrappers]
-    new_masks = masks_lib.compute_masks(wrappers, values)
-    coupled = _has_channel_groups(model, wrappers)
-    if coupled:
-        new_masks = coupling.coupled_channel_masks(model, wrappers, values, new_masks)
-    masks_lib.assign_masks(wrappers, new_masks)
-    for w, ms in zip(wrappers, new_masks):
-        for var, m in zip(w.prunable_weights, ms):
-            var.assign(var.value * m)
-            _mask_optimizer_slots(model, var, m)
-        w.mask_updater = None
-    if coupled:
-        coupling.zero_pruned_normalization(model)
+    project_and_freeze(model, wrappers)
     reset_compiled_functions(model)
     return model
-
-
-def _mask_optimizer_slots(model, variable, mask):
-    """Zeros the optimizer's slots (momentum, Adam moments) of pruned weights.
-
-    Pruned weights get zero gradient; with their slots zeroed too, optimizers
-    such as SGD with momentum and Adam leave them at exactly zero. Keras names
-    a slot `<variable path with '/' as '_'>_<slot name>`.
-    """
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None or not getattr(optimizer, "built", False):
-        return
-    prefix = variable.path.replace("/", "_") + "_"
-    for slot in optimizer.variables:
-        if slot.name.startswith(prefix) and tuple(slot.shape) == tuple(variable.shape):
-            slot.assign(slot.value * keras.ops.cast(mask, slot.dtype))
-
-
-def _has_channel_groups(model, wrappers):
-    """Whether `hard_prune` couples channels: a channel-granularity graph model."""
-    if not any(w.kind == "channel" for w in wrappers):
-        return False
-    return isinstance(model, keras.Model) and _keras.functional_of(model) is not None
 
 
 def strip(model):

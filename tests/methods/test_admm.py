@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from _proximal_helpers import (
     Interrupt,
+    PaperADMM,
+    PaperSLR,
     in_sparsity_set,
     kernel,
     np_,
@@ -21,7 +23,7 @@ from conftest import load_example
 from keras import ops
 
 import tfprune
-from tfprune.callbacks import ADMM, SLR, GeometricRho
+from tfprune.callbacks import ADMM, GeometricRho
 
 SPECS = {
     "layer": tfprune.Sparsity(0.5),
@@ -41,7 +43,7 @@ def _us(cb):
 
 def test_initial_state():
     model = wrapped()
-    cb = ADMM(rho=0.2)
+    cb = PaperADMM(rho=0.2)
     cb.set_model(model)
     for w in cb.wrappers:
         np.testing.assert_array_equal(np_(cb.z_of(w)[0]), topk_project(kernel(w), 0.5))
@@ -63,7 +65,7 @@ def test_z_in_sparsity_set_after_each_z_step(name):
         def on_epoch_end(self, epoch, logs=None):
             self.results.append(in_sparsity_set(cb.wrappers, _zs(cb)))
 
-    cb = ADMM(rho=0.5)
+    cb = PaperADMM(rho=0.5)
     model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[cb, Check()])
     assert Check.results == [True, True]
     if name == "nm":
@@ -84,7 +86,7 @@ def test_z_in_sparsity_set_after_each_z_step(name):
 def test_z_and_u_follow_the_rules():
     model = wrapped()
     x, y = tiny_data()
-    cb = ADMM(rho=0.5)
+    cb = PaperADMM(rho=0.5)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[cb])
     cb.set_model(model)  # re-attach (fit detached); state is kept
     for w in cb.wrappers:  # make W, U arbitrary
@@ -103,7 +105,7 @@ def test_penalty_gradient_in_the_training_step():
     """One SGD step on a zero data loss moves W by -lr * rho * (W - Z + U)."""
     model = tfprune.wrap(tiny_model(), tfprune.Sparsity(0.5))
     model.compile(keras.optimizers.SGD(0.1), lambda y, p: ops.sum(p) * 0.0)
-    cb = ADMM(rho=0.5, update_every=1000)
+    cb = PaperADMM(rho=0.5, update_every=1000)
     cb.set_model(model)
     rng = np.random.default_rng(1)
     for w in cb.wrappers:
@@ -126,7 +128,7 @@ def test_penalty_gradient_in_the_training_step():
 def test_n_step_updates_and_rho_schedule():
     model = wrapped()
     x, y = tiny_data()
-    cb = ADMM(rho=0.1, rho_schedule=GeometricRho(2.0, max_rho=0.5), update_every=3)
+    cb = PaperADMM(rho=0.1, rho_schedule=GeometricRho(2.0, max_rho=0.5), update_every=3)
     hist = model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[cb])
     # 8 steps; updates after steps 3 and 6.
     assert state(cb.wrappers[0], "admm_iteration") == 2
@@ -141,7 +143,7 @@ def test_n_step_updates_and_rho_schedule():
 def test_logs_and_hard_prune_then_masked_retrain():
     model = wrapped(tfprune.Sparsity({"fc1": 0.75, "fc2": 0.5}))
     x, y = tiny_data()
-    cb = ADMM(rho=0.5)
+    cb = PaperADMM(rho=0.5)
     hist = model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[cb])
     for key in ("penalty", "w_minus_z", "w_minus_z/fc1", "w_minus_z/fc2", "admm_rho"):
         assert len(hist.history[key]) == 3
@@ -159,7 +161,7 @@ def _run(tmp_path, epochs, interrupt=None):
     model = wrapped(tfprune.Sparsity(0.5, scope="global"))
     x, y = tiny_data()
     callbacks = [
-        ADMM(rho=0.3, rho_schedule=GeometricRho(1.5)),
+        PaperADMM(rho=0.3, rho_schedule=GeometricRho(1.5)),
         keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
     ]
     if interrupt:
@@ -182,7 +184,7 @@ def test_resume_equals_uninterrupted(tmp_path):
 def test_save_load_safe_mode_keeps_state(tmp_path):
     model = wrapped()
     x, y = tiny_data()
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[ADMM(rho=0.3)])
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[PaperADMM(rho=0.3)])
     path = str(tmp_path / "admm.keras")
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
@@ -191,7 +193,7 @@ def test_save_load_safe_mode_keeps_state(tmp_path):
             state(loaded.get_layer("fc1"), name), state(model.get_layer("fc1"), name)
         )
     # Continuing on the loaded model does not re-initialise Z/U.
-    cb = ADMM(rho=99.0)
+    cb = PaperADMM(rho=99.0)
     cb.set_model(loaded)
     assert state(loaded.get_layer("fc1"), "admm_rho") == pytest.approx(0.3)
     fc1, loaded_fc1 = model.get_layer("fc1"), loaded.get_layer("fc1")
@@ -199,7 +201,7 @@ def test_save_load_safe_mode_keeps_state(tmp_path):
 
 
 def test_config_round_trip():
-    cb = ADMM(rho=0.2, rho_schedule=GeometricRho(1.3, max_rho=1.0), update_every=5)
+    cb = PaperADMM(rho=0.2, rho_schedule=GeometricRho(1.3, max_rho=1.0), update_every=5)
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(cb))
     assert isinstance(restored, ADMM)
     assert restored.get_config() == cb.get_config()
@@ -249,7 +251,7 @@ def _mirrored_run(strategy, method):
 
 @pytest.mark.tf_only
 @pytest.mark.parametrize(
-    "method", [lambda: ADMM(rho=0.3), lambda: SLR(rho=0.3)], ids=["admm", "slr"]
+    "method", [lambda: PaperADMM(rho=0.3), lambda: PaperSLR(rho=0.3)], ids=["admm", "slr"]
 )
 def test_mirrored_strategy_two_cpus_matches_one_device(method, mirrored_strategy):
     """Two replicas (tests/conftest.py splits the CPU in two) at the same global
@@ -282,7 +284,7 @@ def test_example_admm_lenet5_smoke(tmp_path):
 
 def test_custom_training_loop_sees_the_penalty():
     model = tfprune.wrap(tiny_model(), tfprune.Sparsity(0.5))
-    cb = ADMM(rho=0.5)
+    cb = PaperADMM(rho=0.5)
     cb.set_model(model)
     x, _ = tiny_data(4)
     for w in cb.wrappers:

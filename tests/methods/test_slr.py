@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from _proximal_helpers import (
     Interrupt,
+    PaperSLR,
     in_sparsity_set,
     kernel,
     np_,
@@ -77,7 +78,7 @@ def _snapshot(cb):
 
 def test_initial_state():
     model = wrapped()
-    cb = SLR(rho=0.1, s0=0.02)
+    cb = PaperSLR(rho=0.1, s0=0.02)
     cb.set_model(model)
     for w in cb.wrappers:
         z = topk_project(kernel(w), 0.5)
@@ -101,7 +102,7 @@ def test_initial_state():
 )
 def test_z_in_sparsity_set_after_each_z_step(spec):
     model = wrapped(spec)
-    cb = SLR(rho=0.1)
+    cb = PaperSLR(rho=0.1)
     cb.set_model(model)
     rng = np.random.default_rng(0)
     for f in (1.0, 0.9):
@@ -115,14 +116,14 @@ def test_z_in_sparsity_set_after_each_z_step(spec):
 
 
 def test_alpha():
-    cb = SLR(M=300, r=0.1)
+    cb = PaperSLR(M=300, r=0.1)
     assert cb._alpha(1) == pytest.approx(1 - 1 / 300)
     assert cb._alpha(4) == pytest.approx(1 - 1 / (300 * 4 ** (1 - 1 / 4**0.1)))
 
 
 def test_updates_match_reference_both_ways():
     model = wrapped()
-    cb = SLR(rho=0.1, M=300, r=0.1, s0=0.01)
+    cb = PaperSLR(rho=0.1, M=300, r=0.1, s0=0.01)
     cb.set_model(model)
     ws = cb.wrappers
     ref = Reference([kernel(w) for w in ws], 0.5, 0.1, 300, 0.1, 0.01)
@@ -151,7 +152,7 @@ def test_updates_match_reference_both_ways():
 
 def test_failed_conditions_leave_lambda_s_k_unchanged():
     model = wrapped()
-    cb = SLR(rho=0.1)
+    cb = PaperSLR(rho=0.1)
     for w in tfprune.core.wrappers_of(model):  # W already in S: Z = W, Λ stays 0
         k = w.prunable_weights[0]
         k.assign(topk_project(np_(k.value), 0.5))
@@ -171,7 +172,7 @@ def test_failed_conditions_leave_lambda_s_k_unchanged():
 
 def test_accepted_pair_is_a_copy_not_an_alias():
     model = wrapped()
-    cb = SLR()
+    cb = PaperSLR()
     cb.set_model(model)
     cb.update(1.0)
     w = cb.wrappers[1]
@@ -187,7 +188,7 @@ def test_lagrangian_loss_is_the_data_loss():
     evaluate() after fit (when the penalty is detached)."""
     model = wrapped(lr=0.0)
     x, y = tiny_data()
-    cb = SLR(rho=0.5)
+    cb = PaperSLR(rho=0.5)
     hist = model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False, callbacks=[cb])
     data_loss = model.evaluate(x, y, batch_size=8, verbose=0)
     assert hist.history["slr_loss"][-1] == pytest.approx(data_loss, rel=1e-5)
@@ -202,7 +203,7 @@ def test_lagrangian_loss_is_the_data_loss():
 def _run(tmp_path, epochs, interrupt=None):
     model = wrapped()
     x, y = tiny_data()
-    callbacks = [SLR(rho=0.3), keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))]
+    callbacks = [PaperSLR(rho=0.3), keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))]
     if interrupt:
         callbacks.append(Interrupt(*interrupt))
     model.fit(x, y, batch_size=8, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
@@ -223,7 +224,7 @@ def test_resume_equals_uninterrupted(tmp_path):
 def test_save_load_safe_mode_keeps_state(tmp_path):
     model = wrapped()
     x, y = tiny_data()
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[SLR()])
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[PaperSLR()])
     path = str(tmp_path / "slr.keras")
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
@@ -231,12 +232,12 @@ def test_save_load_safe_mode_keeps_state(tmp_path):
         np.testing.assert_array_equal(
             state(loaded.get_layer("fc2"), name), state(model.get_layer("fc2"), name)
         )
-    SLR(s0=5.0).set_model(loaded)  # continues, no re-initialisation
+    PaperSLR(s0=5.0).set_model(loaded)  # continues, no re-initialisation
     assert state(loaded.get_layer("fc2"), "slr_s") == state(model.get_layer("fc2"), "slr_s")
 
 
 def test_config_round_trip():
-    cb = SLR(rho=0.2, M=100, r=0.2, s0=0.05)
+    cb = PaperSLR(rho=0.2, M=100, r=0.2, s0=0.05)
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(cb))
     assert isinstance(restored, SLR) and restored.get_config() == cb.get_config()
 
@@ -254,11 +255,11 @@ def test_config_round_trip():
 )
 def test_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`|{name}"):
-        SLR(**kwargs)
+        PaperSLR(**kwargs)
 
 
 def test_missing_loss_in_logs():
-    cb = SLR()
+    cb = PaperSLR()
     cb.set_model(tfprune.wrap(tiny_model(), tfprune.Sparsity(0.5)))
     with pytest.raises(ValueError, match="loss"):
         cb.on_epoch_end(0, {})
@@ -273,7 +274,7 @@ def test_example_slr_resnet18_smoke(tmp_path):
 
 def test_custom_training_loop_accumulates_the_penalty():
     model = tfprune.wrap(tiny_model(), tfprune.Sparsity(0.5))
-    cb = SLR(rho=0.5)
+    cb = PaperSLR(rho=0.5)
     cb.set_model(model)
     x, _ = tiny_data(4)
     model(x, training=True)

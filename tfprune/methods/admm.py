@@ -62,16 +62,33 @@ class ADMM(_proximal.ProximalMethod):
 
     When the method starts on a model (first `set_model`), Z ← Proj_S(W),
     U ← 0 and ρ ← `rho`; a resumed or reloaded run continues from its saved
-    state. At every update boundary (end of an epoch, or every `N` optimizer
-    steps):
+    state. At every update boundary (every `N` optimizer steps, or the end of
+    an epoch):
 
-        Z ← Proj_S(W + U);   U ← U + W - Z;   ρ ← rho_schedule(i, ρ)
+        Z ← Proj_S(W + U);   U ← U + W - Z;   ρ ← next ρ;   U ← U ρ_old/ρ_new
 
     where Proj_S keeps the wrapper's target pattern (per-layer or global
     top-k, N:M, or whole channels; see `tfprune.masks.compute_masks`). The
     penalty Σ ρ/2 ||W - Z + U||² (`tfprune.regularizers.ProximalPenalty`)
     enters the loss through the wrappers (`add_loss`), inside the compiled
-    step. Masks stay all-ones: call `tfprune.hard_prune(model)` afterwards.
+    step. Masks stay all-ones until the hardening phase (if any); call
+    `tfprune.hard_prune(model)` afterwards.
+
+    The defaults fit whatever length `fit` is given (docs/methods/admm.md has
+    the measurements behind them): `auto_updates` (70) updates spread over the
+    run, ρ growing geometrically from 1e-3 to 1 over the first 70% of them so
+    that W meets Z, U rescaled at each growth (the scaled dual keeps Λ = ρU),
+    and the last 30% of the run trained with the masks frozen (`harden`).
+    The paper's rules are
+    `ADMM(rho=1e-4, rho_end=None, update_every=5000, harden=0)`.
+
+    State (non-trainable variables on every `PruneWrapper`, saved with the
+    model and restored by `BackupAndRestore`): per prunable kernel
+    `admm_z_<attr>` (Z) and `admm_u_<attr>` (U); scalars `admm_rho`,
+    `admm_iteration`, `admm_initialized`, `admm_planned` (updates planned
+    before hardening, fixed at the first `fit`) and `admm_hardened`, kept as
+    identical copies on every wrapper so that each wrapper's penalty reads
+    only its own state.
 
     Logs (epoch end): `penalty` (after the update), `w_minus_z` (Σ ||W - Z||_F
     after the update) and `w_minus_z/<layer>`, `admm_rho`, `admm_iteration`.
@@ -82,19 +99,29 @@ class ADMM(_proximal.ProximalMethod):
 
     Args:
         rho: the initial penalty parameter ρ > 0.
+        rho_end: the ρ of the last planned update (> 0): ρ grows
+            geometrically from `rho` over the run's planned updates. `None`
+            keeps ρ constant (or follows `rho_schedule`). Needs a `fit` of
+            known length.
         rho_schedule: optional `f(iteration, rho) -> new rho`, called after
             each ADMM iteration with the 0-based index of the iteration just
             finished (like `keras.callbacks.LearningRateScheduler`); e.g.
-            `GeometricRho(1.3, max_rho=1.0)`.
-        update_every: `"epoch"`, or an integer N: update every N optimizer
-            steps (counted from `model.optimizer.iterations`).
+            `GeometricRho(1.3, max_rho=1.0)`. Replaces `rho_end`.
+        update_every: `"auto"` (70 updates over the run), `"epoch"`,
+            or an integer N: update every N optimizer steps (counted from
+            `model.optimizer.iterations`, so a resumed run keeps the beat).
+        rescale_dual: rescale U by ρ_old/ρ_new when ρ changes (the scaled
+            form of ADMM; `False` keeps U, which scales Λ with ρ).
+        harden: the fraction of the run's updates, at its end, trained with
+            the masks frozen at Proj_S(W) and no penalty (in [0, 1); 0: none).
+            The pruned network then trains inside the same `fit`.
 
     Example:
 
     ```python
     model = tfprune.wrap(model, tfprune.Sparsity({"conv1": 0.8, "fc1": 0.99}))
     model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
-    model.fit(x, y, epochs=30, callbacks=[tfprune.callbacks.ADMM(rho=1e-3)])
+    model.fit(x, y, epochs=30, callbacks=[tfprune.callbacks.ADMM()])
     tfprune.hard_prune(model)
     model.fit(x, y, epochs=3)                  # masked retraining
     ```
@@ -103,7 +130,7 @@ class ADMM(_proximal.ProximalMethod):
     `model.losses` (the penalty) to your loss, and call the epoch hook:
 
     ```python
-    admm = tfprune.callbacks.ADMM(rho=1e-3)
+    admm = tfprune.callbacks.ADMM(rho=1e-3, rho_end=None, update_every="epoch")
     admm.set_model(model)
     for epoch in range(epochs):
         for x, y in data:
@@ -119,7 +146,8 @@ class ADMM(_proximal.ProximalMethod):
 
     prefix = "admm"
 
-    def __init__(self, rho=1e-3, rho_schedule=None, update_every="epoch"):
+    def __init__(self, rho=1e-3, rho_end=1.0, rho_schedule=None, update_every="auto",
+                 rescale_dual=True, harden=0.3):
         super().__init__()
         self.rho = _proximal.check_positive(rho, "rho", "ADMM")
         if rho_schedule is not None and not callable(rho_schedule):
@@ -128,9 +156,15 @@ class ADMM(_proximal.ProximalMethod):
                 f"(e.g. tfprune.callbacks.GeometricRho(1.3)); got {rho_schedule!r}."
             )
         self.rho_schedule = rho_schedule
-        if update_every != "epoch":
+        if rho_end is not None:
+            rho_end = _proximal.check_positive(rho_end, "rho_end", "ADMM")
+        # An explicit rho_schedule takes the place of the progressive ρ.
+        self.rho_end = None if rho_schedule is not None else rho_end
+        if update_every not in ("epoch", "auto"):
             update_every = _proximal.check_positive(update_every, "update_every", "ADMM", True)
-        self.update_every = check_update_every(update_every, "ADMM")
+        self.update_every = check_update_every(update_every, "ADMM", allow_auto=True)
+        self.rescale_dual = bool(rescale_dual)
+        self.harden = _proximal.check_harden(harden, "ADMM")
         self._penalties = {}
 
     # ------------------------------------------------------------- state
@@ -142,6 +176,7 @@ class ADMM(_proximal.ProximalMethod):
             w.add_state("admm_rho", (), "float32", "zeros")
             w.add_state("admm_iteration", (), "int32", "zeros")
             w.add_state("admm_initialized", (), "int32", "zeros")
+            self.add_schedule_state(w)
         if not all(read_scalar(w.states["admm_initialized"]) for w in wrappers):
             self._initialize(wrappers)
         for w in wrappers:
@@ -168,7 +203,7 @@ class ADMM(_proximal.ProximalMethod):
         """ρ/2 Σ ||W - Z + U||² over the wrapper's kernels (runs in the step)."""
         penalty = self._penalties[id(wrapper)]
         terms = zip(self.weights_of(wrapper), self.z_of(wrapper), self.u_of(wrapper))
-        return sum(penalty(w - z + u) for w, z, u in terms)
+        return self.gated(wrapper, sum(penalty(w - z + u) for w, z, u in terms))
 
     # ------------------------------------------------------------ update
 
@@ -184,7 +219,7 @@ class ADMM(_proximal.ProximalMethod):
             for var, u, w_, z in zip(self._kernel_state(w, "u"), u_, ws, zs):
                 var.assign(u + w_ - z)
         iteration = int(self.scalar("admm_iteration"))
-        rho = self.scalar("admm_rho")
+        old_rho = rho = self.scalar("admm_rho")
         if self.rho_schedule is not None:
             rho = float(self.rho_schedule(iteration, rho))
             if not rho > 0:
@@ -192,13 +227,23 @@ class ADMM(_proximal.ProximalMethod):
                     f"ADMM: rho_schedule returned rho={rho} after iteration "
                     f"{iteration}; rho must stay > 0."
                 )
+        elif self.rho_end is not None:
+            rho = self.scheduled_rho(iteration + 1) or rho
+        if self.rescale_dual and rho != old_rho:
+            # U is the scaled dual Λ/ρ: keep Λ when ρ changes.
+            for w in self.wrappers:
+                for var in self._kernel_state(w, "u"):
+                    var.assign(var.value * (old_rho / rho))
         self.set_scalar("admm_iteration", iteration + 1)
         self.set_scalar("admm_rho", rho)
 
     # --------------------------------------------------------- callbacks
 
     def on_update(self, logs):
+        if self.hardened:
+            return
         self.update()
+        self.maybe_harden(int(self.scalar("admm_iteration")))
 
     def log_epoch(self, logs):
         logs["penalty"] = self.total_penalty()
@@ -212,7 +257,14 @@ class ADMM(_proximal.ProximalMethod):
         schedule = self.rho_schedule
         if schedule is not None:
             schedule = keras.saving.serialize_keras_object(schedule)
-        return {"rho": self.rho, "rho_schedule": schedule, "update_every": self.update_every}
+        return {
+            "rho": self.rho,
+            "rho_end": self.rho_end,
+            "rho_schedule": schedule,
+            "update_every": self.update_every,
+            "rescale_dual": self.rescale_dual,
+            "harden": self.harden,
+        }
 
     @classmethod
     def from_config(cls, config):

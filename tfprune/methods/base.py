@@ -44,18 +44,27 @@ from tfprune import _keras
 from tfprune.core.state import read_scalar, reset_compiled_functions
 from tfprune.core.wrapper import model_sparsity, wrappers_of
 
-__all__ = ["PruningCallback", "check_update_every", "model_sparsity"]
+__all__ = ["PruningCallback", "check_update_every", "fit_steps", "model_sparsity"]
 
 
-def check_update_every(value, where):
-    """`"epoch"` or a positive int, else a `ValueError` naming `where`."""
-    if isinstance(value, str) and value == "epoch":
+def check_update_every(value, where, allow_auto=False):
+    """`"epoch"` (or `"auto"` where allowed) or a positive int, else a `ValueError`."""
+    if isinstance(value, str) and (value == "epoch" or (allow_auto and value == "auto")):
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        choices = "'epoch', 'auto'" if allow_auto else "'epoch'"
         raise ValueError(
-            f"{where}: update_every must be 'epoch' or a step count >= 1; got {value!r}."
+            f"{where}: update_every must be {choices} or a step count >= 1; got {value!r}."
         )
     return int(value)
+
+
+def fit_steps(params):
+    """The number of optimizer steps `fit` will run (`None` if unknown)."""
+    params = params or {}
+    if params.get("epochs") and params.get("steps"):
+        return int(params["epochs"]) * int(params["steps"])
+    return None
 
 
 class PruningCallback(keras.callbacks.Callback):
@@ -77,6 +86,8 @@ class PruningCallback(keras.callbacks.Callback):
     """
 
     update_every = None
+    #: With `update_every="auto"`: how many updates `fit` gets over its run.
+    auto_updates = 30
 
     def __init__(self):
         super().__init__()
@@ -120,6 +131,36 @@ class PruningCallback(keras.callbacks.Callback):
     def log_epoch(self, logs):
         """Adds the method's values to the epoch's `logs` (override)."""
 
+    def on_train_begin(self, logs=None):
+        self._cadence = self.resolve_cadence(getattr(self, "params", None))
+
+    def resolve_cadence(self, params):
+        """`update_every` with `"auto"` resolved against `fit`'s length.
+
+        `"auto"` gives `auto_updates` updates spread evenly over the run
+        (`"epoch"` when the run's length is unknown).
+        """
+        if self.update_every != "auto":
+            return self.update_every
+        total = fit_steps(params)
+        return "epoch" if total is None else max(1, round(total / self.auto_updates))
+
+    @property
+    def cadence(self):
+        """The cadence in force: `None`, `"epoch"` or a step count."""
+        cadence = getattr(self, "_cadence", "unset")
+        if cadence == "unset":
+            return "epoch" if self.update_every == "auto" else self.update_every
+        return cadence
+
+    def planned_updates(self, params):
+        """How many `on_update` calls a `fit` with `params` makes (`None`: unknown)."""
+        cadence = self.resolve_cadence(params)
+        if cadence == "epoch":
+            return int(params["epochs"]) if params and params.get("epochs") else None
+        total = fit_steps(params)
+        return None if total is None or not cadence else max(1, total // cadence)
+
     def _optimizer_step(self):
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is not None and getattr(optimizer, "built", False):
@@ -127,20 +168,20 @@ class PruningCallback(keras.callbacks.Callback):
         return self._step or 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        if isinstance(self.update_every, int):
+        if isinstance(self.cadence, int):
             self.sync_state()
             self._step = self._optimizer_step()
 
     def on_train_batch_end(self, batch, logs=None):
-        if not isinstance(self.update_every, int):
+        if not isinstance(self.cadence, int):
             return
         self._step += 1
-        if self._step % self.update_every == 0:
+        if self._step % self.cadence == 0:
             self.sync_state()
             self.on_update(logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.update_every == "epoch":
+        if self.cadence == "epoch":
             self.on_update(logs)
         if logs is not None:
             self.log_epoch(logs)

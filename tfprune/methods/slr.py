@@ -14,17 +14,19 @@ from keras import ops
 from tfprune.core.regularizers import ProximalPenalty
 from tfprune.core.state import read_scalar, to_float
 from tfprune.methods import proximal as _proximal
+from tfprune.methods.base import check_update_every
 
 LAGRANGIANS = ("epoch_mean",)
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
 class SLR(_proximal.ProximalMethod):
-    """Surrogate Lagrangian relaxation pruning, updated at every epoch end.
+    """Surrogate Lagrangian relaxation pruning.
 
     With L(W, Z) = f + Σ_layers ρ/2 ||W - Z + Λ/ρ||², where f is the mean
-    training loss of the epoch *without* the penalty, at each epoch end
-    (k counts accepted updates from 1; ||·|| sums Frobenius norms over layers):
+    training loss since the last update *without* the penalty, at each update
+    boundary (the end of an epoch, or every N steps; k counts accepted updates
+    from 1; ||·|| sums Frobenius norms over layers):
 
     1. if k = 1 or L(W, Z_prev) < L(W_a, Z_prev):
        α = 1 - 1/(M k^(1 - 1/k^r)); s ← α s ||W_a - Z_a|| / ||W - Z_prev||;
@@ -39,33 +41,50 @@ class SLR(_proximal.ProximalMethod):
     of a step ratio is 0 the ratio is taken as 1 (s never collapses to 0).
 
     f comes from `logs["loss"]`, which includes the penalty averaged over the
-    epoch's batches; the callback subtracts that average, which it
-    accumulates inside the compiled step (`slr_penalty_sum`,
-    `slr_penalty_steps`), so f is the data loss alone.
+    batches; the callback subtracts that average, which it accumulates
+    inside the compiled step (`slr_penalty_sum`, `slr_penalty_steps`), so f
+    is the data loss alone. With an N-step cadence f is the mean over the N
+    steps since the last update, taken from Keras' running epoch mean at both
+    ends (windows cross epoch ends: `slr_loss_carry*`, `slr_loss_mark*`).
+
+    After each update ρ moves to its next value when `rho_end` is set
+    (geometric from `rho` to `rho_end` over the planned updates; Λ is the
+    unscaled multiplier, so nothing is rescaled), and with `harden` the last
+    part of the run trains with the masks frozen at Proj_S(W) and no penalty.
+    The defaults (measured in docs/methods/slr.md) fit any `fit` length: 70
+    updates over the run, ρ from 1e-3 to 1 over the first 70%, the last 30%
+    hardened. The authors' rules are
+    `SLR(rho=0.1, rho_end=None, update_every="epoch", harden=0)`.
 
     State (non-trainable variables, saved with the model and restored by
     `BackupAndRestore`): per prunable kernel `slr_z_<attr>` (Z),
     `slr_lambda_<attr>` (Λ), `slr_wa_<attr>` and `slr_za_<attr>` (copies of the
     last accepted W and Z); and the scalars `slr_s`, `slr_k`, `slr_loss_a`
     (f at W_a), `slr_initialized`, `slr_penalty_sum`, `slr_penalty_steps`,
-    kept as identical copies on every wrapper (the accumulators are the
+    `slr_rho`, `slr_iteration`, `slr_planned`, `slr_hardened` and the loss
+    window, kept as identical copies on every wrapper (the accumulators are the
     wrapper's own share of the penalty). At the start, Z = Proj_S(W), Λ = 0,
     s = s0, k = 1, (W_a, Z_a) = (W, Z).
 
     Logs (epoch end): `penalty` (after the update), `w_minus_z` and
     `w_minus_z/<layer>` (after the update), `slr_s`, `slr_k`,
-    `slr_condition1`, `slr_condition2` (1.0 held, 0.0 failed) and `slr_loss`
-    (f).
+    `slr_condition1`, `slr_condition2` (1.0 held, 0.0 failed, for the last
+    update), `slr_rho` and `slr_loss` (f).
 
     Put `keras.callbacks.BackupAndRestore` *after* this callback.
 
     Args:
-        rho: penalty parameter ρ > 0 (constant).
+        rho: penalty parameter ρ > 0 (the initial one with `rho_end`).
         M: step-size parameter M > 0 (α = 1 - 1/(M k^(1 - 1/k^r))).
         r: step-size exponent r > 0.
         s0: initial step size s0 > 0.
         lagrangian: how f is measured; only `"epoch_mean"` (the mean training
-            loss of the epoch) for now.
+            loss since the last update) for now.
+        rho_end: the ρ of the last planned update, or `None` (constant ρ).
+        update_every: `"epoch"`, `"auto"` (70 updates over the run) or
+            a step count N.
+        harden: the fraction of the run's updates, at its end, trained with
+            frozen masks and no penalty, in [0, 1).
 
     Example:
 
@@ -84,9 +103,9 @@ class SLR(_proximal.ProximalMethod):
     """
 
     prefix = "slr"
-    update_every = "epoch"
 
-    def __init__(self, rho=0.1, M=300, r=0.1, s0=0.01, lagrangian="epoch_mean"):
+    def __init__(self, rho=1e-3, M=300, r=0.1, s0=0.01, lagrangian="epoch_mean",
+                 rho_end=1.0, update_every="auto", harden=0.3):
         super().__init__()
         self.rho = _proximal.check_positive(rho, "rho", "SLR")
         self.M = _proximal.check_positive(M, "M", "SLR")
@@ -97,7 +116,15 @@ class SLR(_proximal.ProximalMethod):
                 f"SLR: unknown `lagrangian` {lagrangian!r}; supported: {LAGRANGIANS}."
             )
         self.lagrangian = lagrangian
-        self._penalty = ProximalPenalty(self.rho)
+        if rho_end is not None:
+            rho_end = _proximal.check_positive(rho_end, "rho_end", "SLR")
+        self.rho_end = rho_end
+        if update_every not in ("epoch", "auto"):
+            update_every = _proximal.check_positive(update_every, "update_every", "SLR", True)
+        self.update_every = check_update_every(update_every, "SLR", allow_auto=True)
+        self.harden = _proximal.check_harden(harden, "SLR")
+        self._penalties = {}
+        self._batch = None
 
     # ------------------------------------------------------------- state
 
@@ -109,12 +136,21 @@ class SLR(_proximal.ProximalMethod):
             w.add_state("slr_k", (), "int32", "ones")
             w.add_state("slr_loss_a", (), "float32", "zeros")
             w.add_state("slr_initialized", (), "int32", "zeros")
+            w.add_state("slr_rho", (), "float32", "zeros")
+            w.add_state("slr_iteration", (), "int32", "zeros")
+            self.add_schedule_state(w)
+            # The training loss since the last update (N-step cadence): the
+            # part from earlier epochs, and the running sum at the last update.
+            for name in ("slr_loss_carry", "slr_loss_carry_batches",
+                         "slr_loss_mark", "slr_loss_mark_batches"):
+                w.add_state(name, (), "float32", "zeros")
             # Summed inside the step on every replica: per-replica copies.
             w.add_state("slr_penalty_sum", (), "float32", "zeros", replica_local=True)
             w.add_state("slr_penalty_steps", (), "float32", "zeros", replica_local=True)
         if not all(read_scalar(w.states["slr_initialized"]) for w in wrappers):
             self._initialize(wrappers)
         for w in wrappers:
+            self._penalties[id(w)] = ProximalPenalty(w.states["slr_rho"])
             w.loss_fns[type(self).__name__] = self.penalty
             w.step_hooks[type(self).__name__] = self._accumulate
 
@@ -130,6 +166,8 @@ class SLR(_proximal.ProximalMethod):
             w.states["slr_loss_a"].assign(0.0)
             w.states["slr_penalty_sum"].assign(0.0)
             w.states["slr_penalty_steps"].assign(0.0)
+            w.states["slr_rho"].assign(self.rho)
+            w.states["slr_iteration"].assign(0)
             w.states["slr_initialized"].assign(1)
 
     def _set(self, wrapper, kind, values):
@@ -143,17 +181,21 @@ class SLR(_proximal.ProximalMethod):
 
     # ----------------------------------------------------------- penalty
 
-    def _penalty_of(self, weights, zs, lambdas):
+    def _penalty_of(self, weights, zs, lambdas, penalty=None):
         """ρ/2 Σ ||W - Z + Λ/ρ||² of one wrapper, given its tensors."""
+        penalty = penalty or self._penalties[id(self.wrappers[0])]
+        rho = ops.convert_to_tensor(penalty.rho)
         return sum(
-            self._penalty(w - z + lam / self.rho) for w, z, lam in zip(weights, zs, lambdas)
+            penalty(w - z + lam / ops.cast(rho, lam.dtype))
+            for w, z, lam in zip(weights, zs, lambdas)
         )
 
     def penalty(self, wrapper):
         """The wrapper's penalty with its current state (runs in the step)."""
-        return self._penalty_of(
-            self.weights_of(wrapper), self._get(wrapper, "z"), self._get(wrapper, "lambda")
-        )
+        return self.gated(wrapper, self._penalty_of(
+            self.weights_of(wrapper), self._get(wrapper, "z"), self._get(wrapper, "lambda"),
+            self._penalties[id(wrapper)],
+        ))
 
     def _accumulate(self, wrapper):
         """Training-mode hook, inside the step: sums the penalty for the epoch."""
@@ -198,7 +240,13 @@ class SLR(_proximal.ProximalMethod):
         self.set_scalar("slr_loss_a", f)
 
     def data_loss(self, logs):
-        """f: the epoch's mean loss without the penalty's epoch average."""
+        """f: the mean training loss since the last update, less the penalty's mean.
+
+        With the epoch cadence that is the epoch's `logs["loss"]`; with an
+        N-step cadence it is taken from Keras' running epoch mean at the
+        update and at the previous one (batch-weighted: a smaller last batch
+        of an epoch counts as a full one).
+        """
         if not logs or "loss" not in logs:
             raise ValueError(
                 "SLR: on_epoch_end needs logs['loss'], the mean training loss of "
@@ -210,7 +258,18 @@ class SLR(_proximal.ProximalMethod):
             steps = read_scalar(w.states["slr_penalty_steps"])
             if steps > 0:
                 mean_penalty += read_scalar(w.states["slr_penalty_sum"]) / steps
-        return float(logs["loss"]) - mean_penalty
+        loss = float(logs["loss"])
+        if isinstance(self.cadence, int) and self._batch is not None:
+            running = (self._batch + 1) * loss
+            total = self.scalar("slr_loss_carry") + running - self.scalar("slr_loss_mark")
+            count = (self.scalar("slr_loss_carry_batches") + self._batch + 1
+                     - self.scalar("slr_loss_mark_batches"))
+            loss = total / max(count, 1.0)
+            self.set_scalar("slr_loss_mark", running)
+            self.set_scalar("slr_loss_mark_batches", self._batch + 1)
+            self.set_scalar("slr_loss_carry", 0.0)
+            self.set_scalar("slr_loss_carry_batches", 0.0)
+        return loss - mean_penalty
 
     def update(self, f):
         """The SLR epoch-end update given the epoch's data loss `f`.
@@ -234,8 +293,9 @@ class SLR(_proximal.ProximalMethod):
 
         # 2. Z-step: Z^k = Proj_S(W^k + Λ/ρ).
         lambdas = [self._get(w, "lambda") for w in wrappers]
+        rho = self.scalar("slr_rho")
         targets = [
-            [a + lam / self.rho for a, lam in zip(ws, ls)] for ws, ls in zip(weights, lambdas)
+            [a + lam / rho for a, lam in zip(ws, ls)] for ws, ls in zip(weights, lambdas)
         ]
         z_new = _proximal.project(wrappers, targets)
         for w, z in zip(wrappers, z_new):
@@ -253,19 +313,46 @@ class SLR(_proximal.ProximalMethod):
 
     # --------------------------------------------------------- callbacks
 
+    def on_train_batch_end(self, batch, logs=None):
+        self._batch = batch
+        super().on_train_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if isinstance(self.cadence, int) and self._batch is not None and logs and "loss" in logs:
+            # The window since the last update carries over into the next epoch
+            # (Keras restarts its running mean at each epoch).
+            n = self._batch + 1
+            self.set_scalar("slr_loss_carry", self.scalar("slr_loss_carry")
+                            + n * float(logs["loss"]) - self.scalar("slr_loss_mark"))
+            self.set_scalar("slr_loss_carry_batches", self.scalar("slr_loss_carry_batches")
+                            + n - self.scalar("slr_loss_mark_batches"))
+            self.set_scalar("slr_loss_mark", 0.0)
+            self.set_scalar("slr_loss_mark_batches", 0.0)
+        super().on_epoch_end(epoch, logs)
+        self._batch = None
+
     def on_update(self, logs):
+        if self.hardened:
+            return
         f = self.data_loss(logs)
         self._last = (f,) + tuple(self.update(f))
         self.set_scalar("slr_penalty_sum", 0.0)
         self.set_scalar("slr_penalty_steps", 0.0)
+        iteration = int(self.scalar("slr_iteration")) + 1
+        self.set_scalar("slr_iteration", iteration)
+        rho = self.scheduled_rho(iteration)
+        if rho is not None:
+            self.set_scalar("slr_rho", rho)
+        self.maybe_harden(iteration)
 
     def log_epoch(self, logs):
-        f, cond1, cond2 = self._last
+        f, cond1, cond2 = getattr(self, "_last", (float("nan"), False, False))
         logs["slr_loss"] = f
         logs["slr_condition1"] = float(cond1)
         logs["slr_condition2"] = float(cond2)
         logs["slr_s"] = self.scalar("slr_s")
         logs["slr_k"] = self.scalar("slr_k")
+        logs["slr_rho"] = self.scalar("slr_rho")
         logs["penalty"] = self.total_penalty()
         self.residual_logs(logs)
 
@@ -278,6 +365,9 @@ class SLR(_proximal.ProximalMethod):
             "r": self.r,
             "s0": self.s0,
             "lagrangian": self.lagrangian,
+            "rho_end": self.rho_end,
+            "update_every": self.update_every,
+            "harden": self.harden,
         }
 
     @classmethod

@@ -20,7 +20,7 @@ import keras
 from keras import ops
 
 from tfprune.core.state import read_scalar
-from tfprune.methods.base import PruningCallback, check_update_every, model_sparsity
+from tfprune.methods.base import PruningCallback, check_update_every, fit_steps, model_sparsity
 from tfprune.methods.hyperspherical.penalty import NORMS, HypersphericalPenalty, rest_energy, unit_mask
 from tfprune.methods.proximal import check_positive
 
@@ -136,10 +136,8 @@ class Hyperspherical(PruningCallback):
     # ------------------------------------------------------------- cadence
 
     def on_train_begin(self, logs=None):
-        total = None
-        params = self.params or {}
-        if params.get("epochs") and params.get("steps"):
-            total = int(params["epochs"]) * int(params["steps"])
+        super().on_train_begin(logs)
+        total = fit_steps(self.params)
         if self.ramp_steps is None and total is None:
             raise ValueError(
                 "Hyperspherical: fit does not know its number of steps (a dataset "

@@ -1,0 +1,71 @@
+"""Projecting a wrapped model onto its sparsity set and freezing the masks.
+
+`tfprune.hard_prune` is this, on every wrapper of a model; the proximal
+methods (ADMM, SLR) call it themselves when they enter their final
+hardening phase (`harden=`), inside `fit`, without retracing the step: the
+wrappers always multiply their kernels by their masks, so assigning the masks
+is enough.
+"""
+
+import keras
+
+from tfprune import _keras
+from tfprune.core import masks as masks_lib
+from tfprune.structure import coupling
+
+
+def project_and_freeze(model, wrappers):
+    """Masks ← Proj_S(effective weights); W ← W ⊙ mask; mask updates stop.
+
+    Each wrapper's mask becomes the projection of its current effective
+    weights at its final target (global-scope wrappers share one threshold;
+    on graph models, channel groups that must go together are ranked as one
+    and their BatchNormalization parameters zeroed). The optimizer's slots of
+    pruned weights are zeroed as well, so momentum or Adam leave them at 0.
+
+    Args:
+        model: the wrapped model (for the optimizer and the channel graph).
+        wrappers: its `PruneWrapper`s.
+
+    Example:
+
+    ```python
+    project_and_freeze(model, tfprune.core.wrapper.wrappers_of(model))
+    ```
+    """
+    values = [w.effective_weights() for w in wrappers]
+    new_masks = masks_lib.compute_masks(wrappers, values)
+    coupled = _has_channel_groups(model, wrappers)
+    if coupled:
+        new_masks = coupling.coupled_channel_masks(model, wrappers, values, new_masks)
+    masks_lib.assign_masks(wrappers, new_masks)
+    for w, ms in zip(wrappers, new_masks):
+        for var, m in zip(w.prunable_weights, ms):
+            var.assign(var.value * m)
+            _mask_optimizer_slots(model, var, m)
+        w.mask_updater = None
+    if coupled:
+        coupling.zero_pruned_normalization(model)
+
+
+def _mask_optimizer_slots(model, variable, mask):
+    """Zeros the optimizer's slots (momentum, Adam moments) of pruned weights.
+
+    Pruned weights get zero gradient; with their slots zeroed too, optimizers
+    such as SGD with momentum and Adam leave them at exactly zero. Keras names
+    a slot `<variable path with '/' as '_'>_<slot name>`.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not getattr(optimizer, "built", False):
+        return
+    prefix = variable.path.replace("/", "_") + "_"
+    for slot in optimizer.variables:
+        if slot.name.startswith(prefix) and tuple(slot.shape) == tuple(variable.shape):
+            slot.assign(slot.value * keras.ops.cast(mask, slot.dtype))
+
+
+def _has_channel_groups(model, wrappers):
+    """Whether channels are coupled: a channel-granularity graph model."""
+    if not any(w.kind == "channel" for w in wrappers):
+        return False
+    return isinstance(model, keras.Model) and _keras.functional_of(model) is not None
