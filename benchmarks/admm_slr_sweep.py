@@ -70,9 +70,7 @@ def plot(results, path):
         ax.set_title(f"{method.upper()}: retrain-free − dense (pt)")
         fig.colorbar(image, ax=ax)
     fig.suptitle(f"LeNet-5 / Fashion-MNIST, {results['sparsity']:.0%} per layer")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
 def main(argv=None):

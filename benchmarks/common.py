@@ -78,6 +78,15 @@ def run_info(argv=None):
     }
 
 
+def save_figure(fig, path):
+    """Writes a matplotlib figure as a PNG and closes it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def read_json(path):
     """The JSON at `path`, or `None` when there is none yet."""
     if not os.path.exists(path):

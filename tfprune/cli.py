@@ -140,6 +140,11 @@ def _validate_prune(args):
         raise UsageError(f"--method {args.method!r} is not available in this build of tfprune")
     if not 0.0 <= args.sparsity < 1.0:
         raise UsageError(f"--sparsity must lie in [0, 1); got {args.sparsity}")
+    if args.method in ("admm", "slr"):
+        try:  # the method's own checks, before any data is loaded
+            _method_factories()[args.method](args, 1)
+        except ValueError as err:
+            raise UsageError(f"{err} (set by --rho / --rho-end / --harden)") from None
     try:
         spec_lib.parse_granularity(args.granularity)
     except ValueError as err:

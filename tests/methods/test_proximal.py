@@ -184,3 +184,25 @@ def test_mirrored_strategy_matches_one_device(make, mirrored_strategy):
 
     for a, b in zip(run(tf.distribute.get_strategy()), run(mirrored_strategy)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [ADMM, SLR])
+@pytest.mark.parametrize("planned", [True, False], ids=["planned", "unplanned"])
+def test_custom_loop_hardens_only_with_a_plan(cls, planned):
+    """A custom loop that calls set_params + on_train_begin gets the ρ growth
+    and the hardening; one that does not keeps ρ and never hardens."""
+    model = wrapped(tfprune.Sparsity(0.75))
+    x, y = tiny_data()
+    cb = cls(rho=0.05, rho_end=0.5, update_every="epoch", harden=0.5)
+    cb.set_model(model)
+    if planned:
+        cb.set_params({"epochs": 4, "steps": STEPS_PER_EPOCH})
+        cb.on_train_begin()
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    for epoch in range(4):
+        model(x, training=True)  # SLR's in-step accumulator
+        loss = float(np_(loss_fn(y, model(x)))) + float(np_(sum(model.losses)))
+        cb.on_epoch_end(epoch, {"loss": loss})
+    fc1 = model.get_layer("fc1")
+    assert state(fc1, f"{cb.prefix}_hardened") == (1 if planned else 0)
+    assert float(state(fc1, f"{cb.prefix}_rho")) == pytest.approx(0.5 if planned else 0.05)

@@ -141,7 +141,8 @@ class ProximalMethod(PruningCallback):
         """
         if not self.harden or self.hardened:
             return
-        if iteration >= int(self.scalar(f"{self.prefix}_planned")):
+        planned = int(self.scalar(f"{self.prefix}_planned"))
+        if planned and iteration >= planned:  # 0: no run was planned (custom loop)
             project_and_freeze(self.model, self.wrappers)
             self.set_scalar(f"{self.prefix}_hardened", 1)
 
