@@ -120,6 +120,7 @@ def main(argv=None):
         print(f"sparsity {sparsity:.3f}: tfprune {mine['accuracy']:.4f} (x{mine['overhead']:.3f} time), "
               f"TFMOT {theirs['accuracy']:.4f} (x{theirs['overhead']:.3f} time)", flush=True)
     results = {
+        "run_info": common.run_info(argv),
         "setting": vars(args),
         "dense_accuracy": float(dense_accuracy),
         "dense_epoch_seconds": timer.times,

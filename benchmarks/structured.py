@@ -42,6 +42,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import common  # noqa: E402
 from common import compile_classifier, write_json  # noqa: E402
 
 import tfprune  # noqa: E402
@@ -220,7 +221,8 @@ def pretrained(name, train, args):
 def main(argv=None):
     args = parse_args(argv)
     train, test, data_name = load_data(args)
-    results = {"settings": {k: v for k, v in vars(args).items()}, "data": data_name, "runs": []}
+    results = {"run_info": common.run_info(argv), "settings": {k: v for k, v in vars(args).items()},
+               "data": data_name, "runs": []}
     for name in args.models:
         dense = pretrained(name, train, args)
         dense_macs = tfprune.summary(dense).total_macs

@@ -122,13 +122,17 @@ def _run(tmp_path, make, epochs, interrupt=None):
     lambda: ADMM(rho=0.05, update_every=3, harden=0.3),
     lambda: SLR(rho=0.05, rho_end=2.0, update_every=3, harden=0.3),
 ], ids=["admm", "slr"])
-def test_resume_mid_epoch_equals_uninterrupted(tmp_path, make):
+@pytest.mark.parametrize("at", [(2, 1), (3, 2)], ids=["before_hardening", "after_hardening"])
+def test_resume_mid_epoch_equals_uninterrupted(tmp_path, make, at):
+    """Updates every 3 steps of 4-step epochs; hardening after step 12."""
     reference = _run(tmp_path / "a", make, 4)
     with pytest.raises(RuntimeError, match="interrupted"):
-        _run(tmp_path / "b", make, 4, interrupt=(2, 1))
+        _run(tmp_path / "b", make, 4, interrupt=at)
     resumed = _run(tmp_path / "b", make, 4)
     for a, b in zip(reference.weights, resumed.weights):
         np.testing.assert_allclose(np_(a.value), np_(b.value), rtol=1e-5, atol=1e-6, err_msg=a.path)
+    prefix = "admm" if "admm_z_kernel" in resumed.get_layer("fc1").states else "slr"
+    assert state(resumed.get_layer("fc1"), f"{prefix}_hardened") == 1
 
 
 @pytest.mark.parametrize("cls", [ADMM, SLR])
