@@ -209,6 +209,11 @@ class ADMM(_proximal.ProximalMethod):
 
     def update(self):
         """One ADMM Z- and U-step (and ρ schedule) on the current weights."""
+        iteration = int(self.scalar("admm_iteration"))
+        old_rho = self.scalar("admm_rho")
+        rho = self._next_rho(iteration, old_rho)
+        # U is the scaled dual Λ/ρ: rescaled with ρ so that Λ is kept.
+        scale = old_rho / rho if self.rescale_dual and rho != old_rho else None
         weights = [self.weights_of(w) for w in self.wrappers]
         us = [self.u_of(w) for w in self.wrappers]
         targets = [[w_ + u for w_, u in zip(ws, u_)] for ws, u_ in zip(weights, us)]
@@ -217,25 +222,23 @@ class ADMM(_proximal.ProximalMethod):
             for var, z in zip(self._kernel_state(w, "z"), zs):
                 var.assign(z)
             for var, u, w_, z in zip(self._kernel_state(w, "u"), u_, ws, zs):
-                var.assign(u + w_ - z)
-        iteration = int(self.scalar("admm_iteration"))
-        old_rho = rho = self.scalar("admm_rho")
-        if self.rho_schedule is not None:
-            rho = float(self.rho_schedule(iteration, rho))
-            if not rho > 0:
-                raise ValueError(
-                    f"ADMM: rho_schedule returned rho={rho} after iteration "
-                    f"{iteration}; rho must stay > 0."
-                )
-        elif self.rho_end is not None:
-            rho = self.scheduled_rho(iteration + 1) or rho
-        if self.rescale_dual and rho != old_rho:
-            # U is the scaled dual Λ/ρ: keep Λ when ρ changes.
-            for w in self.wrappers:
-                for var in self._kernel_state(w, "u"):
-                    var.assign(var.value * (old_rho / rho))
+                var.assign(u + w_ - z if scale is None else (u + w_ - z) * scale)
         self.set_scalar("admm_iteration", iteration + 1)
         self.set_scalar("admm_rho", rho)
+
+    def _next_rho(self, iteration, rho):
+        """ρ after iteration `iteration`: `rho_schedule`, the growth to `rho_end`, or `rho`."""
+        if self.rho_schedule is not None:
+            new = float(self.rho_schedule(iteration, rho))
+            if not new > 0:
+                raise ValueError(
+                    f"ADMM: rho_schedule returned rho={new} after iteration "
+                    f"{iteration}; rho must stay > 0."
+                )
+            return new
+        if self.rho_end is not None:
+            return self.scheduled_rho(iteration + 1) or rho
+        return rho
 
     # --------------------------------------------------------- callbacks
 
