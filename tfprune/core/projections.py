@@ -11,15 +11,52 @@ from keras import ops
 
 
 def _keep_count(size, target):
-    """Number of entries to keep, `round(size * (1 - target))` as in TFMOT."""
+    """Number of entries to keep, `round(size * (1 - target))` as in TFMOT.
+
+    A Python int when `target` is a Python number (the usual case: a fixed
+    target), so that the sort below can be a partial one; else a tensor.
+    """
+    if isinstance(target, (int, float)):
+        return int(round(float(size) * (1.0 - float(target))))
     target = ops.cast(target, "float32")
     return ops.cast(ops.round(float(size) * (1.0 - target)), "int32")
 
 
-def _rank_desc(flat):
-    """Rank of each entry, 0 for the largest (ties broken by position)."""
-    order = ops.argsort(-flat)
-    return ops.argsort(order)
+def _kth_largest(flat, k):
+    """The `k`-th largest entry (k >= 1) of a 1-D tensor.
+
+    With a static `k` only the shorter end is sorted (top-k of `k`, or of
+    `n - k + 1` from below): a full sort of a large kernel is most of the cost
+    of an ADMM or SLR update on CPU.
+    """
+    size = flat.shape[0]
+    if isinstance(k, int):
+        if k <= size - k + 1:
+            return ops.top_k(flat, k)[0][k - 1]
+        return -ops.top_k(-flat, size - k + 1)[0][size - k]
+    return ops.take(ops.top_k(flat, size)[0], k - 1)
+
+
+def _keep_largest(flat, keep):
+    """1 at the `keep` largest entries of a 1-D tensor, ties broken by position.
+
+    The threshold is the `keep`-th largest value; entries tied with it are kept
+    lowest index first until `keep` is reached (the order a stable argsort
+    gives). One (partial) sort, where ranks (argsort of an argsort) took two.
+    """
+    size = flat.shape[0]
+    if isinstance(keep, int):
+        if keep <= 0 or keep >= size:
+            return ops.full((size,), 1.0 if keep >= size else 0.0, dtype=flat.dtype)
+        threshold = _kth_largest(flat, keep)
+    else:
+        threshold = _kth_largest(flat, ops.maximum(keep, 1))
+    above = flat > threshold
+    tied = flat == threshold
+    room = keep - ops.sum(ops.cast(above, "int32"))
+    kept_ties = ops.logical_and(tied, ops.cumsum(ops.cast(tied, "int32")) <= room)
+    mask = ops.logical_and(ops.logical_or(above, kept_ties), keep > 0)
+    return ops.cast(mask, flat.dtype)
 
 
 def unstructured_mask(scores, target):
@@ -37,8 +74,7 @@ def unstructured_mask(scores, target):
     """
     flat = ops.reshape(scores, (-1,))
     keep = _keep_count(flat.shape[0], target)
-    mask = ops.cast(_rank_desc(flat) < keep, scores.dtype)
-    return ops.reshape(mask, ops.shape(scores))
+    return ops.reshape(_keep_largest(flat, keep), ops.shape(scores))
 
 
 def channel_scores(scores, reduce_axes):
@@ -100,7 +136,12 @@ def global_threshold(score_list, target):
     """
     flat = ops.concatenate([ops.reshape(s, (-1,)) for s in score_list], axis=0)
     size = flat.shape[0]
-    n_prune = ops.cast(size, "int32") - _keep_count(size, target)
+    keep = _keep_count(size, target)
+    if isinstance(keep, int):  # a static target: a partial sort is enough
+        if keep >= size:
+            return ops.cast(-1.0, flat.dtype)
+        return _kth_largest(flat, keep + 1)
+    n_prune = ops.cast(size, "int32") - keep
     ordered = ops.sort(flat)
     index = ops.maximum(n_prune - 1, 0)
     value = ops.take(ordered, index)

@@ -1,0 +1,85 @@
+import keras
+import numpy as np
+import pytest
+from conftest import to_numpy
+
+from tfprune.core import projections as sp
+
+
+def _ranked_mask(scores, target):
+    """The reference: keep the entries a stable descending argsort puts first."""
+    flat = scores.reshape(-1)
+    keep = int(round(flat.size * (1 - target)))
+    mask = np.zeros(flat.size, "float32")
+    mask[np.argsort(-flat, kind="stable")[:keep]] = 1
+    return mask.reshape(scores.shape)
+
+
+def test_unstructured_mask_keeps_exact_count():
+    scores = np.random.default_rng(0).random((37, 11)).astype("float32")
+    for target in (0.0, 0.3, 0.9, 0.99):
+        mask = to_numpy(sp.unstructured_mask(keras.ops.convert_to_tensor(scores), target))
+        assert mask.sum() == round(scores.size * (1 - target))
+        kept = scores[mask == 1]
+        dropped = scores[mask == 0]
+        if dropped.size:
+            assert kept.min() >= dropped.max()
+
+
+def test_channel_mask_zeros_whole_channels():
+    rng = np.random.default_rng(1)
+    kernel = rng.normal(size=(3, 3, 4, 10)).astype("float32")
+    kernel[..., 2] *= 0.01  # The weakest channel.
+    mask = to_numpy(sp.channel_mask(np.abs(kernel), 0.3, (0, 1, 2)))
+    per_channel = mask.reshape(-1, 10)
+    assert set(np.unique(per_channel.min(0) == per_channel.max(0))) == {True}
+    assert per_channel[0].sum() == 7
+    assert per_channel[0, 2] == 0
+
+
+def test_nm_mask_pattern_is_valid():
+    rng = np.random.default_rng(2)
+    kernel = rng.normal(size=(3, 3, 8, 5)).astype("float32")
+    mask = to_numpy(sp.nm_mask(np.abs(kernel), 2, 4, axis=-2))
+    groups = np.moveaxis(mask, 2, -1).reshape(-1, 4)
+    assert np.all(groups.sum(-1) == 2)
+    # The kept ones are the two largest of each group.
+    scores = np.moveaxis(np.abs(kernel), 2, -1).reshape(-1, 4)
+    top2 = np.argsort(-scores, axis=-1)[:, :2]
+    np.testing.assert_array_equal(np.take_along_axis(groups, top2, -1), 1)
+
+
+def test_nm_mask_rejects_indivisible_dimension():
+    with pytest.raises(ValueError, match="divisible by 4"):
+        sp.nm_mask(np.ones((6, 3), "float32"), 2, 4, axis=0)
+
+
+def test_global_threshold_prunes_target_fraction():
+    rng = np.random.default_rng(3)
+    a, b = rng.random(1000).astype("float32"), 10 * rng.random(300).astype("float32")
+    threshold = float(to_numpy(sp.global_threshold([a, b], 0.6)))
+    zeros = (a <= threshold).sum() + (b <= threshold).sum()
+    assert zeros == round(1300 * 0.6)
+    assert float(to_numpy(sp.global_threshold([a], 0.0))) < 0
+
+
+@pytest.mark.parametrize("target", [0.0, 0.5, 0.9, 0.986, 1.0])
+@pytest.mark.parametrize("shape", [(5, 5, 1, 6), (400, 120)])
+def test_unstructured_mask_breaks_ties_by_position_for_static_and_tensor_targets(shape, target):
+    # Integer scores: most entries tie with the threshold.
+    scores = np.random.default_rng(4).integers(0, 5, size=shape).astype("float32")
+    expected = _ranked_mask(scores, target)
+    static = to_numpy(sp.unstructured_mask(keras.ops.convert_to_tensor(scores), target))
+    dynamic = to_numpy(sp.unstructured_mask(keras.ops.convert_to_tensor(scores),
+                                            keras.ops.convert_to_tensor(target)))
+    np.testing.assert_array_equal(static, expected)
+    np.testing.assert_array_equal(dynamic, expected)
+
+
+@pytest.mark.parametrize("target", [0.0, 0.3, 0.6, 0.99, 1.0])
+def test_global_threshold_is_the_same_for_static_and_tensor_targets(target):
+    rng = np.random.default_rng(5)
+    scores = [rng.integers(0, 7, size=(30, 20)).astype("float32"), rng.random(50).astype("float32")]
+    static = float(to_numpy(sp.global_threshold(scores, target)))
+    dynamic = float(to_numpy(sp.global_threshold(scores, keras.ops.convert_to_tensor(target))))
+    assert static == dynamic
