@@ -183,6 +183,20 @@ def walk(model, inputs, visit):
 # ------------------------------------------------------------------ layers
 
 
+def full_precision():
+    """A context in which variables read at their own dtype (no autocast).
+
+    Under a mixed-precision policy Keras casts float32 variables to the
+    compute dtype when a layer's `call` reads them. Method penalties (ADMM's
+    ρ/2 ||W - Z + U||², SLR's, the gate costs) are small differences of
+    float32 state: read in float16 they lose their precision, and the loss
+    tracker refuses to add a float16 term to float32 ones.
+    """
+    from keras.src.backend.common.variables import AutocastScope
+
+    return AutocastScope(None)
+
+
 def call_has_training_arg(layer):
     """Whether `layer.call` takes a `training` argument."""
     return bool(getattr(layer, "_call_has_training_arg", False))

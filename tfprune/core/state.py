@@ -92,6 +92,20 @@ class MethodStateMixin:
         with _keras.unlocked(self):
             return self._create_state(spec)
 
+    def add_penalties(self):
+        """Adds each `loss_fns` penalty with `add_loss`, in float32.
+
+        Called at the start of `call`. The penalties read the variables at
+        full precision (no mixed-precision autocast) and are cast to float32,
+        the dtype of the model's other losses.
+        """
+        if not self.loss_fns:
+            return
+        with _keras.full_precision():
+            penalties = [ops.cast(fn(self), "float32") for fn in self.loss_fns.values()]
+        for penalty in penalties:
+            self.add_loss(penalty)
+
     def _method_state_config(self):
         return {"states": [dict(s) for s in self._state_specs]}
 

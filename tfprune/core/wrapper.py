@@ -173,8 +173,7 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
                 self.mask_updater(self)
             for hook in self.step_hooks.values():
                 hook(self)
-        for loss_fn in self.loss_fns.values():
-            self.add_loss(loss_fn(self))
+        self.add_penalties()
         if _keras.call_has_training_arg(self.layer):
             kwargs["training"] = training
         with keras.StatelessScope(self._effective_mapping(), collect_losses=True) as scope:

@@ -14,7 +14,7 @@ import tarfile
 import tempfile
 
 from tfprune.core.wrapper import plain_model
-from tfprune.exporting.tflite import to_tflite
+from tfprune.exporting.tflite import tflite_source, to_tflite
 from tfprune.structure import batchnorm
 
 
@@ -128,7 +128,7 @@ def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
         )
         if tflite_path:
             lite_tmp = os.path.join(tmp, "model.tflite")
-            to_tflite(saved, lite_tmp)
+            to_tflite(tflite_source(model, saved, tmp), lite_tmp)
             result.tflite = tflite_path
             result.tflite_bytes = os.path.getsize(lite_tmp)
             result.tflite_gzip_bytes = gzip_size(lite_tmp)

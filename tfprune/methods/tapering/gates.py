@@ -126,8 +126,7 @@ class ChannelGate(MethodStateMixin, keras.layers.Layer):
         return g / ops.maximum(ops.max(g), self.epsilon / self.lr_multiplier)
 
     def call(self, inputs):
-        for loss_fn in self.loss_fns.values():
-            self.add_loss(loss_fn(self))
+        self.add_penalties()
         return inputs * ops.cast(self.effective(), inputs.dtype)
 
     def compute_output_shape(self, input_shape):
