@@ -1,7 +1,5 @@
 import keras
-import numpy as np
 import pytest
-from conftest import to_numpy
 
 import tfprune
 
