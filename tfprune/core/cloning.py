@@ -79,7 +79,10 @@ def new_layer(layer, config=None):
     saved = {}
     if layer.weights:
         for name in list(config):
-            if name.endswith("_initializer") and hasattr(layer, name):
+            # Only plain attributes: RNN layers expose their cell's
+            # initialisers as read-only properties.
+            settable = not isinstance(getattr(type(layer), name, None), property)
+            if name.endswith("_initializer") and hasattr(layer, name) and settable:
                 saved[name] = getattr(layer, name)
                 config[name] = "zeros"
     return layer.__class__.from_config(config), saved

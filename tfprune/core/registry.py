@@ -72,7 +72,9 @@ class KernelSpec:
     """Where a prunable weight of a layer is and how its axes read.
 
     Attributes:
-        attr: attribute name of the weight variable on the layer.
+        attr: attribute name of the weight variable on the layer, or a dotted
+            path through sublayers (`"query_dense.kernel"` for
+            MultiHeadAttention).
         layout: `"out_last"` (Dense, Conv, pointwise: channels on the last
             axis), `"out_second_last"` (ConvTranspose: `(..., out, in)`),
             `"depthwise"` (`(..., in, multiplier)`: a channel is one
@@ -95,6 +97,11 @@ class KernelSpec:
     def __post_init__(self):
         if self.layout not in LAYOUTS:
             raise ValueError(f"KernelSpec {self.attr!r}: layout must be one of {LAYOUTS}; got {self.layout!r}.")
+
+    @property
+    def key(self):
+        """`attr` as a name part (dots become underscores), for variable names."""
+        return self.attr.replace(".", "_")
 
     def channel_reduce_axes(self, rank):
         """The axes that make up one output channel of a kernel of this rank."""
@@ -138,6 +145,10 @@ class LayerInfo:
             `weights` are in `layer.weights` order. `strip` and
             `from_hyperspherical` use it, so a stripped model needs no
             tfprune to load. `None`: the layer is copied as it is.
+        inner: for a layer that wraps one other layer (`TimeDistributed`),
+            the attribute holding it: the wrapped layer's kernels are pruned
+            through the wrapper (`"layer.kernel"`). Its channels are pinned
+            (role `None`): unstructured and N:M only.
     """
 
     role: str = None
@@ -147,6 +158,7 @@ class LayerInfo:
     macs_on: str = "output"
     foldable: bool = False
     to_plain: object = None
+    inner: str = None
 
     def __post_init__(self):
         if self.role is not None and self.role not in ROLES:
@@ -210,9 +222,28 @@ def layer_info(layer, exact=False):
 
 
 def kernel_specs_for(layer):
-    """The `KernelSpec`s of a layer, or `None` if tfprune cannot prune it."""
+    """The `KernelSpec`s of a layer, or `None` if tfprune cannot prune it.
+
+    For a registered `inner` wrapper (`TimeDistributed`), the wrapped layer's
+    specs with their paths prefixed (`"layer.kernel"`).
+    """
     info = layer_info(layer)
-    return info.kernels if info is not None and info.kernels else None
+    if info is None:
+        return None
+    if info.inner is not None and not isinstance(layer, type):
+        inner = getattr(layer, info.inner, None)
+        specs = kernel_specs_for(inner) if isinstance(inner, keras.layers.Layer) else None
+        if not specs:
+            return None
+        return tuple(
+            dataclasses.replace(
+                spec,
+                attr=f"{info.inner}.{spec.attr}",
+                bias_attr=f"{info.inner}.{spec.bias_attr}" if spec.bias_attr else None,
+            )
+            for spec in specs
+        )
+    return info.kernels or None
 
 
 def is_prunable(layer):
@@ -228,15 +259,21 @@ def has_role(layer, *roles):
 
 def supported_layer_names():
     """The prunable layer classes, by name, for error messages."""
-    return ", ".join(cls.__name__ for cls, info in _REGISTRY.items() if info.kernels)
+    return ", ".join(cls.__name__ for cls, info in _REGISTRY.items() if info.kernels or info.inner)
 
 
 def weight_variable(layer, attr):
     """The weight variable `attr` of `layer` (or its private `_attr`), or `None`.
 
     Dense and Embedding expose `kernel`/`embeddings` through properties over
-    `_kernel`/`_embeddings`; this finds the variable either way.
+    `_kernel`/`_embeddings`; this finds the variable either way. A dotted
+    `attr` walks sublayers first (`"query_dense.kernel"`).
     """
+    *path, attr = attr.split(".")
+    for part in path:
+        layer = getattr(layer, part, None)
+        if layer is None:
+            return None
     value = getattr(layer, attr, None)
     if not isinstance(value, keras.Variable):
         value = getattr(layer, "_" + attr, None)
@@ -259,6 +296,22 @@ _register_keras(
     LayerInfo("producer", (KernelSpec("kernel", "out_last", -2, "bias"),), "units", _BIAS, foldable=True),
 )
 _register_keras(("EinsumDense",), LayerInfo(None, (KernelSpec("kernel", "out_last", 0, None),)))
+# The four projections; N:M along the model dimension (q/k/v) and key_dim
+# (output). MACs count each projection at the query's positions (exact for
+# self-attention). Per-head channel pruning is not supported yet: pinned.
+_register_keras(
+    ("MultiHeadAttention",),
+    LayerInfo(
+        None,
+        (
+            KernelSpec("query_dense.kernel", "out_last", 0, None),
+            KernelSpec("key_dense.kernel", "out_last", 0, None),
+            KernelSpec("value_dense.kernel", "out_last", 0, None),
+            KernelSpec("output_dense.kernel", "out_last", 1, None),
+        ),
+    ),
+)
+_register_keras(("TimeDistributed",), LayerInfo(None, inner="layer"))
 _register_keras(
     ("Conv1D", "Conv2D", "Conv3D"),
     LayerInfo("producer", (KernelSpec("kernel", "out_last", -2, "bias"),), "filters", _BIAS, foldable=True),

@@ -105,7 +105,7 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
             self._check_nm(spec, kernel)
             self.masks.append(
                 self.add_weight(
-                    name=f"{spec.attr}_mask",
+                    name=f"{spec.key}_mask",
                     shape=kernel.shape,
                     dtype=kernel.dtype,
                     initializer="ones",
@@ -162,7 +162,7 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
         if self.kind == "channel":
             # A pruned channel must output exactly zero: mask its bias too.
             for i, spec in enumerate(self.kernel_specs):
-                bias = getattr(self.layer, spec.bias_attr, None) if spec.bias_attr else None
+                bias = registry.weight_variable(self.layer, spec.bias_attr) if spec.bias_attr else None
                 if isinstance(bias, keras.Variable):
                     mapping[id(bias)] = bias.value * ops.cast(self.channel_keep(i), bias.dtype)
         return [(v, mapping.get(id(v), v.value)) for v in self.layer.variables]

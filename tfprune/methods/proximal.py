@@ -16,7 +16,7 @@ from tfprune.methods.hardening import project_and_freeze
 
 def kernel_state_name(prefix, wrapper, index):
     """`"<prefix>_<attr>"`, e.g. `"admm_z_kernel"`, for kernel `index`."""
-    return f"{prefix}_{wrapper.kernel_specs[index].attr}"
+    return f"{prefix}_{wrapper.kernel_specs[index].key}"
 
 
 def project(wrappers, values):

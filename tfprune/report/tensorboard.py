@@ -84,7 +84,7 @@ class PruningSummaries(keras.callbacks.Callback):
                 for w in wrappers:
                     for spec, value in zip(w.kernel_specs, w.effective_weights()):
                         tf.summary.histogram(
-                            f"weights/{w.name}/{spec.attr}", ops.convert_to_numpy(value)
+                            f"weights/{w.name}/{spec.key}", ops.convert_to_numpy(value)
                         )
         writer.flush()
 
