@@ -29,6 +29,9 @@ class _Parser(argparse.ArgumentParser):
             message = f"unknown command {choice.group(1)!r}; choose from {', '.join(COMMANDS)}"
         elif "required: command" in message:
             message = f"missing the command; choose from {', '.join(COMMANDS)} (tfprune <command> --help)"
+        elif message.endswith("expected one argument"):
+            flag = message.split(":")[0].replace("argument ", "")
+            message += f" (a value starting with '-': write {flag}=VALUE)"
         raise UsageError(message)
 
 
