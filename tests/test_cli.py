@@ -127,16 +127,34 @@ def test_unwritable_or_existing_out(tmp_path, capsys):
 
 
 def test_failure_mid_run_leaves_nothing_half_written(idx_dir, tmp_path, monkeypatch):
-    import tfprune
-
     def boom(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(tfprune, "wrap", boom)
+    # The method is built after dense training, inside the run's temp folder.
+    monkeypatch.setattr(cli, "_method_factories", lambda: {"magnitude": boom})
     out = str(tmp_path / "run")
     with pytest.raises(RuntimeError, match="boom"):
         cli.main(["prune", "--data-dir", idx_dir, "--out", out, "--dense-epochs", "0", "--verbose", "0"])
     assert os.listdir(tmp_path) == []
+
+
+def test_stale_run_folder_of_a_dead_process_is_removed(idx_dir, tmp_path, monkeypatch):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".tfprune-run-{dead.pid}-x1"
+    live = tmp_path / f".tfprune-run-{os.getppid()}-x2"  # pytest's parent: alive
+    for folder in (stale, live):
+        folder.mkdir()
+        (folder / "model.keras").write_text("half")
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "_method_factories", lambda: {"magnitude": boom})
+    with pytest.raises(RuntimeError, match="boom"):
+        cli.main(["prune", "--data-dir", idx_dir, "--out", str(tmp_path / "run"), "--dense-epochs", "0",
+                  "--verbose", "0"])
+    assert sorted(os.listdir(tmp_path)) == [live.name]
 
 
 def test_console_script_prints_no_traceback(tmp_path):

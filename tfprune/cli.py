@@ -14,25 +14,13 @@ failed run leaves nothing half-written. Bad arguments print one line and
 exit with code 2.
 """
 
-import argparse
 import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """Bad input: reported as one line, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
-
+from tfprune.cli_args import EXIT_USAGE, UsageError, build_parser, check_leading_option, check_numbers, check_out
 
 # ------------------------------------------------------------------ registries
 
@@ -83,63 +71,37 @@ def _method_factories():
 METHOD_NAMES = ("magnitude", "admm", "slr", "hyperspherical")
 
 
-# --------------------------------------------------------------------- parser
+def _check_model_fits(args):
+    """Builds the model and wraps it with the spec: N:M on unfit layers fails here, before any data."""
+    import tfprune
 
-
-def build_parser():
-    parser = _Parser(prog="tfprune", description="Prune Keras models.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("prune", help="train, prune, report and export a model")
-    p.add_argument("--model", default="lenet5", help="model name (lenet5)")
-    p.add_argument("--data", default="fashion_mnist", help="fashion_mnist or mnist")
-    p.add_argument("--data-dir", default=None, help="directory with the IDX files")
-    p.add_argument("--method", default="magnitude", help="magnitude, admm, slr or hyperspherical")
-    p.add_argument("--sparsity", type=float, default=0.9, help="target in [0, 1)")
-    p.add_argument("--granularity", default="unstructured", help="unstructured, channel or N:M")
-    p.add_argument("--scope", default="layer", help="layer or global")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--dense-epochs", type=int, default=3)
-    p.add_argument("--prune-epochs", type=int, default=4)
-    p.add_argument("--retrain-epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--rho", type=float, default=None,
-                   help="ADMM/SLR initial penalty weight (default: the method's)")
-    p.add_argument("--rho-end", type=float, default=None,
-                   help="ADMM/SLR final penalty weight; 0 keeps rho constant (default: the method's)")
-    p.add_argument("--harden", type=float, default=None,
-                   help="ADMM/SLR fraction of the run trained with frozen masks (default: the method's)")
-    p.add_argument("--limit", type=int, default=None, help="use only this many training examples")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-tflite", action="store_true", help="skip the TFLite export")
-    p.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1, 2)")
-
-    r = sub.add_parser("report", help="print the summary table of a .keras model")
-    r.add_argument("model", help="a .keras file")
-
-    e = sub.add_parser("export", help="export a .keras model as SavedModel (+ TFLite)")
-    e.add_argument("model", help="a .keras file")
-    e.add_argument("out", help="SavedModel directory")
-    e.add_argument("--tflite", action="store_true")
-    e.add_argument("--overwrite", action="store_true")
-    return parser
+    n_m = args.granularity.count(":")
+    try:
+        spec = tfprune.Sparsity(None if n_m else args.sparsity, granularity=args.granularity, scope=args.scope)
+        tfprune.wrap(_model_factories()[args.model](), spec)
+    except ValueError as err:
+        reason = str(err).splitlines()[0].split(" Exclude this layer")[0]
+        raise UsageError(
+            f"--granularity {args.granularity} --scope {args.scope} does not fit --model {args.model}: "
+            f"{reason} The CLI prunes every layer: choose --granularity unstructured, channel, or an "
+            "N:M whose M divides every layer's inputs"
+        ) from None
 
 
 def _validate_prune(args):
     from tfprune.core import spec as spec_lib
 
+    check_numbers(args)
     if args.model not in _model_factories():
         raise UsageError(f"unknown --model {args.model!r}; choose from {sorted(_model_factories())}")
     if args.data not in _dataset_loaders():
         raise UsageError(f"unknown --data {args.data!r}; choose from {sorted(_dataset_loaders())}")
+    if args.data_dir is not None and not os.path.isdir(args.data_dir):
+        raise UsageError(f"--data-dir {args.data_dir!r} is not a directory; pass the folder with the IDX files")
     if args.method not in METHOD_NAMES:
         raise UsageError(f"unknown --method {args.method!r}; choose from {list(METHOD_NAMES)}")
     if args.method not in _method_factories():
         raise UsageError(f"--method {args.method!r} is not available in this build of tfprune")
-    if not 0.0 <= args.sparsity < 1.0:
-        raise UsageError(f"--sparsity must lie in [0, 1); got {args.sparsity}")
     if args.method in ("admm", "slr"):
         try:  # the method's own checks, before any data is loaded
             _method_factories()[args.method](args, 1)
@@ -151,28 +113,8 @@ def _validate_prune(args):
         raise UsageError(str(err)) from None
     if args.scope not in spec_lib.SCOPES:
         raise UsageError(f"--scope must be 'layer' or 'global'; got {args.scope!r}")
-    for name in ("dense_epochs", "retrain_epochs"):
-        if getattr(args, name) < 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
-    if args.prune_epochs < 1:
-        raise UsageError("--prune-epochs must be >= 1")
-    if args.batch_size < 1:
-        raise UsageError("--batch-size must be >= 1")
-    _check_out(args.out, args.overwrite)
-
-
-def _check_out(out, overwrite):
-    if os.path.exists(out) and not overwrite:
-        raise UsageError(f"--out {out!r} exists; pass --overwrite to replace it")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UsageError(f"--out {out!r} exists and is not a directory")
-    parent = os.path.dirname(os.path.abspath(out))
-    try:
-        os.makedirs(parent, exist_ok=True)
-        probe = tempfile.mkdtemp(dir=parent, prefix=".tfprune-probe-")
-        os.rmdir(probe)
-    except OSError as err:
-        raise UsageError(f"--out {out!r} is not writable ({err.strerror})") from None
+    check_out(args.out, args.overwrite)
+    _check_model_fits(args)
 
 
 # ---------------------------------------------------------------------- prune
@@ -188,6 +130,7 @@ def run_prune(args):
 
     import tfprune
     from tfprune.core.wrapper import model_sparsity, wrappers_of
+    from tfprune.exporting import tempdirs
     from tfprune.report import plotting
 
     keras.utils.set_random_seed(args.seed)
@@ -197,7 +140,7 @@ def run_prune(args):
     steps_per_epoch = len(train)
 
     parent = os.path.dirname(os.path.abspath(args.out))
-    work = tempfile.mkdtemp(dir=parent, prefix=".tfprune-run-")
+    work = tempdirs.make_temp_dir(parent, "run")
     try:
         def compile_(model):
             model.compile(
@@ -297,33 +240,53 @@ def run_prune(args):
     return results
 
 
-def run_report(args):
-    import keras
+def _load(path):
+    from tfprune import exporting
 
+    try:
+        return exporting.load_model(path, compile=False)
+    except exporting.ModelFileError as err:
+        raise UsageError(str(err)) from None
+
+
+def run_report(args):
     import tfprune
 
-    if not os.path.exists(args.model):
-        raise UsageError(f"no such model file: {args.model!r}")
-    model = keras.models.load_model(args.model, compile=False)
-    print(tfprune.summary(model))
+    print(tfprune.summary(_load(args.model)))
 
 
 def run_export(args):
-    import keras
-
     import tfprune
+    from tfprune import exporting
 
-    if not os.path.exists(args.model):
-        raise UsageError(f"no such model file: {args.model!r}")
-    if os.path.exists(args.out) and not args.overwrite:
-        raise UsageError(f"{args.out!r} exists; pass --overwrite to replace it")
-    model = keras.models.load_model(args.model, compile=False)
+    destinations = [args.out] + ([exporting.tflite_path_of(args.out)] if args.tflite else [])
+    try:  # before loading: a bad destination costs nothing
+        for path in destinations:
+            what = "the TFLite file" if path is not args.out else "output"
+            exporting.check_destination(path, args.overwrite, what=what, flag="--overwrite", who="export")
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    model = _load(args.model)
     print(tfprune.export(model, args.out, tflite=args.tflite, overwrite=args.overwrite))
 
 
 def main(argv=None):
+    """Runs the command line `argv` (default `sys.argv[1:]`); returns the exit code.
+
+    Args:
+        argv: the arguments, without the program name.
+
+    Returns:
+        0 on success, 2 (`EXIT_USAGE`) after a one-line error on stderr.
+    """
     try:
-        args = build_parser().parse_args(argv)
+        check_leading_option(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:
+            raise UsageError(
+                f"unrecognized arguments for `tfprune {args.command}`: {' '.join(extra)}; "
+                f"see `tfprune {args.command} --help`"
+            )
         if args.command == "prune":
             _validate_prune(args)
             run_prune(args)

@@ -34,11 +34,38 @@ def test_constant_sparsity_updates_on_its_frequency_forever():
         (lambda: schedules.ConstantSparsity(0.5, frequency=0), "frequency"),
         (lambda: schedules.ConstantSparsity(0.5, begin_step=-1), "begin_step"),
         (lambda: schedules.ConstantSparsity(-0.5), "target_sparsity"),
+        (lambda: schedules.ConstantSparsity(float("nan")), "target_sparsity must be a finite number"),
+        (lambda: schedules.ConstantSparsity(0.5, begin_step=1.5), "begin_step must be an integer"),
+        (lambda: schedules.ConstantSparsity(0.5, 10, 5), r"end_step \(5\) must be >= begin_step"),
+        (lambda: schedules.PolynomialDecay(0.0, 0.5, 0, 10, power=-3), "power must be > 0"),
+        (lambda: schedules.PolynomialDecay(0.0, 0.5, 0, 10, power=0), "power must be > 0"),
     ],
 )
 def test_bad_arguments(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: schedules.ConstantSparsity("0.5"), r"target_sparsity must be a number; got '0.5' \(str\)"),
+        (lambda: schedules.ConstantSparsity(None), "target_sparsity must be a number; got None"),
+        (lambda: schedules.ConstantSparsity(0.5, begin_step="0"), "begin_step must be an integer"),
+        (lambda: schedules.ConstantSparsity(0.5, frequency=None), "frequency must be an integer"),
+        (lambda: schedules.PolynomialDecay(0.0, 0.5, 0, 10, power="3"), "power must be a number"),
+    ],
+)
+def test_arguments_of_the_wrong_type(make, message):
+    with pytest.raises(TypeError, match=message):
+        make()
+
+
+def test_integral_floats_and_numpy_ints_are_steps():
+    import numpy as np
+
+    s = schedules.PolynomialDecay(0.0, 0.5, np.int64(0), 10.0, power=np.float32(2), frequency=np.int32(5))
+    assert (s.begin_step, s.end_step, s.frequency, s.power) == (0, 10, 5, 2.0)
 
 
 @pytest.mark.parametrize(

@@ -1,3 +1,5 @@
+import re
+
 import keras
 import pytest
 
@@ -44,3 +46,24 @@ def test_config_round_trip():
     assert isinstance(restored, tfprune.Sparsity) and restored.get_config() == spec.get_config()
     with pytest.raises(ValueError, match="cannot be serialised"):
         tfprune.Sparsity(0.5, include=[keras.layers.Dense]).get_config()
+
+
+@pytest.mark.parametrize("exclude", [["logit"], ["fc[0-9]{3}"]])
+def test_exclude_that_matches_nothing_is_an_error(exclude):
+    model = tfprune.models.lenet5()
+    with pytest.raises(ValueError, match=f"exclude=...\\) names '{re.escape(exclude[0])}', which matches no layer.*"
+                       r"Layers: \['conv1', 'conv2', 'fc1', 'fc2'"):
+        tfprune.wrap(model, tfprune.Sparsity(0.5, exclude=exclude))
+
+
+def test_exclude_that_matches_keeps_the_layer():
+    wrapped = tfprune.wrap(tfprune.models.lenet5(), tfprune.Sparsity(0.5, exclude=["fc2"]))
+    assert not isinstance(wrapped.get_layer("fc2"), tfprune.PruneWrapper)
+
+
+@pytest.mark.parametrize("key", ["include", "exclude"])
+def test_bad_patterns_fail_at_construction(key):
+    with pytest.raises(TypeError, match=f"{key} entries must be"):
+        tfprune.Sparsity(0.5, **{key: [3]})
+    with pytest.raises(ValueError, match=f"{key} entry 'conv\\[' is not a valid regular expression"):
+        tfprune.Sparsity(0.5, **{key: ["conv["]})

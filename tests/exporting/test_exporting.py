@@ -99,3 +99,33 @@ def test_measure_latency_of_an_export(tmp_path):
     assert len(both) == 2 and all(0.0 < t < 5.0 for t in both)
     with pytest.raises(ValueError, match="no SavedModel directory"):
         export_lib.measure_latency(str(tmp_path / "missing"))
+
+
+def test_stale_export_folders_of_dead_processes_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".tfprune-export-{dead.pid}-abc"
+    live = tmp_path / f".tfprune-export-{os.getppid()}-def"  # pytest's parent process: alive
+    other = tmp_path / f".tfprune-run-{dead.pid}-ghi"  # another kind: not export's to remove
+    for folder in (stale, live, other):
+        folder.mkdir()
+        (folder / "saved_model.pb").write_bytes(b"half")
+    result = tfprune.export(_pruned(), str(tmp_path / "model"))
+    assert os.path.isdir(result.saved_model)
+    assert sorted(os.listdir(tmp_path)) == sorted(["model", live.name, other.name])
+
+
+def test_export_destination_errors_name_the_argument(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match=r"path '.*file/m' lies under '.*file', which is a file"):
+        tfprune.export(_pruned(), str(blocker / "m"))
+    with pytest.raises(ValueError, match="path '' is not a usable destination"):
+        tfprune.export(_pruned(), "")
+    (tmp_path / "m.tflite").write_text("x")
+    with pytest.raises(FileExistsError, match=r"m.tflite' exists; pass overwrite=True"):
+        tfprune.export(_pruned(), str(tmp_path / "m"), tflite=True)
+    assert sorted(os.listdir(tmp_path)) == ["file", "m.tflite"]

@@ -1,5 +1,8 @@
 import json
 
+import keras
+import numpy as np
+import pytest
 from conftest import small_convnet
 
 import tfprune
@@ -40,3 +43,36 @@ def test_summary_row_lookup_error_lists_layers():
 
     with pytest.raises(KeyError, match="conv1"):
         tfprune.summary(small_convnet()).row("nope")
+
+
+class _Subclassed(keras.Model):
+    """The docs' pattern: PruneWrapper layers as attributes of a subclassed model."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = tfprune.PruneWrapper(keras.layers.Conv2D(8, 3, name="conv"), target=0.5)
+        self.flat = keras.layers.Flatten()
+        self.hidden = tfprune.PruneWrapper(keras.layers.Dense(16, name="hidden"), target=0.9)
+        self.head = keras.layers.Dense(10, name="head")
+
+    def call(self, x, training=False):
+        return self.head(self.hidden(self.flat(self.conv(x)), training=training))
+
+
+def test_summary_finds_the_wrappers_of_a_subclassed_model():
+    model = _Subclassed()
+    model(np.zeros((2, 8, 8, 1), "float32"))
+    tfprune.hard_prune(model)
+    s = tfprune.summary(model)
+    assert [r.name for r in s.rows] == ["conv", "hidden", "head"]
+    assert [r.params for r in s.rows] == [80, 6 * 6 * 8 * 16 + 16, 170]
+    assert s.row("conv").macs == 6 * 6 * 3 * 3 * 8  # valid 3x3 conv, 6x6 outputs
+    assert s.row("conv").sparsity == 0.5 and abs(s.row("hidden").sparsity - 0.9) < 1e-3
+    assert s.row("head").sparsity == 0.0
+    assert s.compression > 5
+
+
+@pytest.mark.parametrize("bad", ["model.keras", None, 42])
+def test_summary_of_a_non_model_is_a_type_error(bad):
+    with pytest.raises(TypeError, match=f"model must be a built keras.Model; got {type(bad).__name__}"):
+        tfprune.summary(bad)

@@ -6,14 +6,38 @@ training step. Migrating from TFMOT is a rename:
 `tfmot.sparsity.keras.PolynomialDecay(...)` → `tfprune.schedules.PolynomialDecay(...)`.
 """
 
+import math
+import numbers
+
 import keras
 from keras import ops
+
+
+def _check_step(name, value, where):
+    """An integer step (ints, NumPy ints, or floats with an integer value)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {name} must be an integer; got {value!r} ({type(value).__name__}).")
+    if not math.isfinite(value) or value != int(value):
+        raise ValueError(f"{where}: {name} must be an integer; got {value!r}.")
+    return int(value)
+
+
+def _check_real(name, value, where):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {name} must be a number; got {value!r} ({type(value).__name__}).")
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: {name} must be a finite number; got {value!r}.")
+    return float(value)
 
 
 class PruningSchedule:
     """Base class: `schedule(step) -> (should_update, sparsity)`."""
 
     def __init__(self, begin_step, end_step, frequency):
+        where = type(self).__name__
+        begin_step = _check_step("begin_step", begin_step, where)
+        end_step = _check_step("end_step", end_step, where)
+        frequency = _check_step("frequency", frequency, where)
         if begin_step < 0:
             raise ValueError(f"{type(self).__name__}: begin_step must be >= 0; got {begin_step}.")
         if end_step != -1 and end_step < begin_step:
@@ -56,6 +80,7 @@ class PruningSchedule:
 
 
 def _check_sparsity(name, value, where):
+    value = _check_real(name, value, where)
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{where}: {name} must lie in [0, 1); got {value}.")
     return float(value)
@@ -67,9 +92,9 @@ class ConstantSparsity(PruningSchedule):
 
     Args:
         target_sparsity: the sparsity, in [0, 1).
-        begin_step: first step at which masks are updated.
+        begin_step: first step at which masks are updated (an integer >= 0).
         end_step: last step (-1: no end).
-        frequency: update every this many steps.
+        frequency: update every this many steps (an integer > 0).
 
     Example:
 
@@ -105,9 +130,9 @@ class PolynomialDecay(PruningSchedule):
     Args:
         initial_sparsity: sparsity at `begin_step`.
         final_sparsity: sparsity from `end_step` on.
-        begin_step: first update step.
-        end_step: last update step (must be > begin_step).
-        power: exponent of the decay (3 in the paper).
+        begin_step: first update step (an integer >= 0).
+        end_step: last update step (an integer > begin_step).
+        power: exponent of the decay (3 in the paper), a number > 0.
         frequency: update every this many steps.
 
     Example:
@@ -133,7 +158,11 @@ class PolynomialDecay(PruningSchedule):
             )
         self.initial_sparsity = _check_sparsity("initial_sparsity", initial_sparsity, "PolynomialDecay")
         self._final = _check_sparsity("final_sparsity", final_sparsity, "PolynomialDecay")
-        self.power = power
+        self.power = _check_real("power", power, "PolynomialDecay")
+        if self.power <= 0:
+            raise ValueError(
+                f"PolynomialDecay: power must be > 0 (3 in Zhu & Gupta); got {power!r}."
+            )
 
     @property
     def final_sparsity(self):

@@ -40,6 +40,27 @@ def _as_list(value):
     return [value]
 
 
+def _patterns(value, argument):
+    """`value` as a list of names, valid regexes or layer classes (checked now, not at wrap)."""
+    patterns = _as_list(value)
+    for pattern in patterns:
+        if isinstance(pattern, type):
+            continue
+        if not isinstance(pattern, str):
+            raise TypeError(
+                f"Sparsity: {argument} entries must be layer names, regular expressions or "
+                f"layer classes; got {pattern!r} ({type(pattern).__name__})."
+            )
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ValueError(
+                f"Sparsity: {argument} entry {pattern!r} is not a valid regular expression "
+                f"({err}); escape it with re.escape for a literal name."
+            ) from None
+    return patterns
+
+
 @keras.saving.register_keras_serializable(package="tfprune")
 class Sparsity(PruningSpec):
     """What to prune: how much, in which pattern, and where.
@@ -108,8 +129,8 @@ class Sparsity(PruningSpec):
             )
         self.target = target
         self.scope = scope
-        self.include = _as_list(include)
-        self.exclude = _as_list(exclude)
+        self.include = _patterns(include, "include")
+        self.exclude = _patterns(exclude, "exclude")
 
     def target_for(self, layer):
         """The final target of `layer`, or `None` if the spec does not select it."""
@@ -195,8 +216,18 @@ def _leaf_layers(model):
 
 
 def _check_spec_names(sparsity, layers):
-    """Exact names in the spec must exist and, if selected, be prunable."""
+    """Exact names in the spec must exist and, if selected, be prunable.
+
+    Every name or regex in `exclude` must match a layer too: a typo there
+    would otherwise prune the layer the user meant to keep.
+    """
     by_name = {layer.name: layer for layer in layers}
+    for pattern in sparsity.exclude:
+        if isinstance(pattern, str) and not any(_matches(layer, pattern) for layer in layers):
+            raise ValueError(
+                f"tfprune.wrap: Sparsity(exclude=...) names {pattern!r}, which matches no layer "
+                f"(a typo would prune the layer meant to be kept). Layers: {sorted(by_name)}."
+            )
     named = [p for p in sparsity.include if isinstance(p, str)]
     if isinstance(sparsity.target, dict):
         named += list(sparsity.target)

@@ -1,12 +1,32 @@
-"""Export and serving: SavedModel and sparse TFLite files, sizes, latency.
+"""Export and serving: SavedModel and sparse TFLite files, sizes, latency, loading.
 
 TensorFlow-only (SavedModel and TFLite are TensorFlow formats); TensorFlow
 is imported when a function runs, not when tfprune is imported. The package
-is `exporting` because `tfprune.export` is the function.
+is `exporting` because `tfprune.export` is the function. `load_model` reads a
+`.keras` file with one-line errors (used by `tfprune report` / `export`).
 """
 
 from tfprune.exporting.latency import measure_latency
-from tfprune.exporting.saved_model import ExportResult, export, gzip_size
+from tfprune.exporting.loading import ModelFileError, load_model
+from tfprune.exporting.saved_model import (
+    DestinationExistsError,
+    ExportResult,
+    check_destination,
+    export,
+    gzip_size,
+    tflite_path_of,
+)
 from tfprune.exporting.tflite import to_tflite
 
-__all__ = ["ExportResult", "export", "gzip_size", "measure_latency", "to_tflite"]
+__all__ = [
+    "DestinationExistsError",
+    "ExportResult",
+    "ModelFileError",
+    "check_destination",
+    "export",
+    "gzip_size",
+    "load_model",
+    "measure_latency",
+    "tflite_path_of",
+    "to_tflite",
+]

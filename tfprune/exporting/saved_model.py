@@ -11,9 +11,11 @@ import io
 import os
 import shutil
 import tarfile
-import tempfile
+
+import keras
 
 from tfprune.core.wrapper import plain_model
+from tfprune.exporting import tempdirs
 from tfprune.exporting.tflite import tflite_source, to_tflite
 from tfprune.structure import batchnorm
 
@@ -65,15 +67,53 @@ def gzip_size(path):
     return buffer.tell()
 
 
-def _check_destination(path, overwrite):
-    parent = os.path.dirname(os.path.abspath(path)) or "."
+class DestinationExistsError(FileExistsError, ValueError):
+    """`export` would replace an existing file without `overwrite=True`."""
+
+
+def check_destination(path, overwrite, what="path", flag="overwrite=True", who="tfprune.export"):
+    """Checks that `export` can write `path`; returns its parent directory.
+
+    Nothing is created: the parent must exist or be creatable (no regular
+    file on the way) and be writable, and `path` must not exist unless
+    `overwrite`.
+
+    Args:
+        path: the destination.
+        overwrite: whether an existing `path` may be replaced.
+        what: how the message names the destination (`"path"`, `"--out"`).
+        flag: how the message names the overwrite switch.
+        who: the function or command the message starts with.
+
+    Returns:
+        The absolute parent directory of `path`.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{who}: {what} must be a str or os.PathLike; got {type(path).__name__}.")
+    path = os.fspath(path)
+    if not path.strip() or path.rstrip("/") == "":
+        raise ValueError(f"{who}: {what} {path!r} is not a usable destination; pass a new directory name.")
     if os.path.exists(path) and not overwrite:
-        raise FileExistsError(
-            f"tfprune.export: {path!r} exists; pass overwrite=True or choose another path."
+        raise DestinationExistsError(
+            f"{who}: {what} {path!r} exists; pass {flag} or choose another path."
         )
+    parent = os.path.dirname(os.path.abspath(path))
+    ancestor = parent
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise ValueError(
+            f"{who}: {what} {path!r} lies under {ancestor!r}, which is a file, not a "
+            "directory; choose a path in a directory."
+        )
+    if not os.access(ancestor, os.W_OK):
+        raise ValueError(f"{who}: cannot write to {ancestor!r} ({what} {path!r}); choose a writable directory.")
+    return parent
+
+
+def _check_destination(path, overwrite):
+    parent = check_destination(path, overwrite)
     os.makedirs(parent, exist_ok=True)
-    if not os.access(parent, os.W_OK):
-        raise PermissionError(f"tfprune.export: cannot write to {parent!r}.")
     return parent
 
 
@@ -83,6 +123,11 @@ def _replace(tmp, path):
     elif os.path.exists(path):
         os.remove(path)
     os.replace(tmp, path)
+
+
+def tflite_path_of(path):
+    """The `.tflite` file `export(path, tflite=True)` writes beside the SavedModel."""
+    return os.fspath(path).rstrip("/") + ".tflite"
 
 
 def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
@@ -103,6 +148,13 @@ def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
     Returns:
         An `ExportResult` with paths and raw/gzip sizes.
 
+    Raises:
+        TypeError: `model` is not a Keras model or `path` not a path.
+        ValueError: `path` is empty or under a regular file, or its
+            directory is not writable; `DestinationExistsError` (also a
+            `FileExistsError`) if `path` or the `.tflite` file exists
+            and `overwrite` is False.
+
     Example:
 
     ```python
@@ -110,14 +162,18 @@ def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
     print(result)
     ```
     """
-    parent = _check_destination(path, overwrite)
-    tflite_path = path.rstrip("/") + ".tflite" if tflite else None
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"tfprune.export: model must be a keras.Model; got {type(model).__name__}.")
+    check_destination(path, overwrite)
+    path = os.fspath(path)
+    tflite_path = tflite_path_of(path) if tflite else None
     if tflite_path:
-        _check_destination(tflite_path, overwrite)
+        check_destination(tflite_path, overwrite)
+    parent = _check_destination(path, overwrite)
     model = plain_model(model)
     if fold_batch_norms:
         model = batchnorm.fold_batch_norms(model)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".tfprune-export-")
+    tmp = tempdirs.make_temp_dir(parent, "export")
     try:
         saved = os.path.join(tmp, "saved_model")
         model.export(saved, format="tf_saved_model", verbose=False)

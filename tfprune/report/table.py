@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import keras
+
 from tfprune.structure import macs
 
 
@@ -123,13 +125,19 @@ class Summary:
 def summary(model):
     """Per-layer params, nonzeros, sparsity, dense and effective MACs.
 
-    Works on dense, wrapped (masks applied), stripped and shrunk models.
+    Works on dense, wrapped (masks applied), stripped and shrunk models. A
+    subclassed model (no graph) is summarised from its layers' build shapes,
+    each layer counted once.
 
     Args:
-        model: a built Sequential or functional model.
+        model: a built Keras model (Sequential, functional or subclassed).
 
     Returns:
         A `Summary`: `print()` it for the table, `.to_dict()` for the data.
+
+    Raises:
+        TypeError: `model` is not a Keras model.
+        ValueError: `model` is not built.
 
     Example:
 
@@ -137,4 +145,9 @@ def summary(model):
     print(tfprune.summary(model))
     ```
     """
+    if not isinstance(model, keras.Model):
+        hint = " (a file? load it with tfprune.exporting.load_model first)" if isinstance(model, str) else ""
+        raise TypeError(
+            f"tfprune.summary: model must be a built keras.Model; got {type(model).__name__}{hint}."
+        )
     return Summary(model_name=model.name, rows=macs.model_costs(model))

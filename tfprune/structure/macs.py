@@ -38,14 +38,40 @@ class LayerCost:
 def layer_calls(model):
     """Yields `(layer, input_shape, output_shape)` for each call in `model`.
 
-    Nested models are expanded; a layer called twice counts twice.
+    Nested models are expanded; a layer called twice counts twice. A
+    subclassed model has no graph: its layers (found recursively) count once
+    each, with the input shape they were built with.
     """
+    if _keras.functional_of(model) is None:
+        yield from _built_layer_shapes(model)
+        return
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             yield from layer_calls(layer)
             continue
         for x, y in _keras.call_sites(model, layer):
             yield layer, tuple(x.shape), tuple(y.shape)
+
+
+def _built_layer_shapes(container):
+    """`(layer, input_shape, output_shape)` of the built leaf layers of a graphless model."""
+    for layer in _keras.sublayers(container):
+        if isinstance(layer, keras.Model) and _keras.functional_of(layer) is not None:
+            yield from layer_calls(layer)
+            continue
+        if not isinstance(layer, PruneWrapper) and _keras.sublayers(layer):
+            yield from _built_layer_shapes(layer)
+            continue
+        config = layer.get_build_config() if layer.built else None
+        in_shape = (config or {}).get("input_shape")
+        if in_shape is None:
+            continue  # not built, or built from several inputs: no shape to count with
+        in_shape = tuple(in_shape)
+        try:
+            out_shape = tuple(layer.compute_output_shape(in_shape))
+        except Exception:  # a layer without compute_output_shape: count on the input
+            out_shape = in_shape
+        yield layer, in_shape, out_shape
 
 
 def _positions(shape, skip_last=1, skip_first=1):

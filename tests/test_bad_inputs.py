@@ -1,0 +1,443 @@
+"""Issue 12: every bad input is a clear error (the catalogue).
+
+Each case is one object in a list: an API case calls a function and expects
+an exception type and message; a CLI case runs `tfprune.cli.main(argv)` in
+process and expects exit code 2 and one line `tfprune: error: ...`; a few
+subprocess cases run the real console script. Every case also checks that
+nothing is left on disk: no `.tfprune-*` temp folder and no destination.
+
+To add cases (mixed precision, MultiHeadAttention, ...), append `Api(...)` or
+`Cli(...)` objects to `CASES`; `make(ctx)` gets a `Ctx` with the case's
+temporary directory and the prepared model files.
+"""
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import pytest
+
+import tfprune
+from tfprune import cli, exporting, schedules
+
+pytestmark = pytest.mark.tf_only  # the CLI and export write SavedModels
+
+
+# ------------------------------------------------------------------ cases
+
+
+@dataclasses.dataclass
+class Ctx:
+    """What a case can use: its own empty `tmp` and the shared model files in `files`."""
+
+    tmp: str
+    files: str
+
+    def file(self, name):
+        return os.path.join(self.files, name)
+
+    def out(self, name="out"):
+        return os.path.join(self.tmp, name)
+
+
+@dataclasses.dataclass
+class Api:
+    """`call(ctx)` must raise `raises` with a one-line message matching `match`."""
+
+    id: str
+    call: Callable
+    raises: type
+    match: str
+    leaves: Optional[Callable] = None  # ctx -> path that must not exist afterwards
+
+
+@dataclasses.dataclass
+class Cli:
+    """`tfprune <argv(ctx)>` must exit 2 with one line matching `match`."""
+
+    id: str
+    argv: Callable
+    match: str
+    leaves: Optional[Callable] = None
+    subprocess: bool = False  # run the real console script (costs a TF import, ~5 s)
+
+
+def _model():
+    return keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, name="d1"), keras.layers.Dense(2, name="d2")])
+
+
+def _unbuilt():
+    return keras.Sequential([keras.layers.Dense(4)])
+
+
+# --------------------------------------------------------------- model files
+
+BAD_FILES = {  # name -> what the message says
+    "missing.keras": "does not exist",
+    "dangling.keras": "dangling symlink",
+    "dir.keras": "is a directory",
+    "empty.keras": r"is empty \(0 bytes\)",
+    "random.keras": "not a zip file",
+    "truncated.keras": "not a zip file",
+    "text.keras": "is a text file",
+    "no_config.keras": "without config.json",
+    "bad_json.keras": "invalid config.json",
+    "array_config.keras": "describes no Keras object",
+    "bad_weights.keras": "could not be loaded by Keras",
+    "custom.keras": "custom class 'MyDense' from module 'mypkg.layers'.*custom_objects",
+    "new_tfprune.keras": r"holds tfprune layers \(PruneWrapper.*`import tfprune`.*tfprune.strip\(model\)",
+    "model.h5": "has .h5, not .keras",
+    "model.txt": "has .txt, not .keras",
+    "noext": "has no extension, not .keras",
+    "crc.keras": "CRC",
+}
+
+
+def _rewrite(src, dst, replace):
+    with zipfile.ZipFile(src) as z, zipfile.ZipFile(dst, "w") as out:
+        for name in z.namelist():
+            out.writestr(name, replace.get(name, z.read(name)))
+
+
+def _config_with(src, edit):
+    with zipfile.ZipFile(src) as z:
+        config = json.loads(z.read("config.json"))
+    edit(config["config"]["layers"][1])
+    return json.dumps(config)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("files"))
+    plain, wrapped = os.path.join(d, "plain.keras"), os.path.join(d, "wrapped.keras")
+    _model().save(plain)
+    tfprune.wrap(_model(), tfprune.Sparsity(0.5)).save(wrapped)
+    p = lambda name: os.path.join(d, name)  # noqa: E731
+    os.symlink(p("nowhere.keras"), p("dangling.keras"))
+    os.mkdir(p("dir.keras"))
+    open(p("empty.keras"), "wb").close()
+    with open(p("random.keras"), "wb") as f:
+        f.write(np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes())
+    with open(plain, "rb") as f:
+        data = f.read()
+    with open(p("truncated.keras"), "wb") as f:
+        f.write(data[: len(data) // 2])
+    for name in ("text.keras", "model.h5", "model.txt", "noext"):
+        with open(p(name), "w") as f:
+            f.write("not a model\n")
+    with zipfile.ZipFile(p("no_config.keras"), "w") as z:
+        z.writestr("metadata.json", "{}")
+    _rewrite(plain, p("bad_json.keras"), {"config.json": "{not json"})
+    _rewrite(plain, p("array_config.keras"), {"config.json": "[1, 2]"})
+    _rewrite(plain, p("bad_weights.keras"), {"model.weights.h5": b"garbage"})
+
+    def custom(layer):
+        layer.update(class_name="MyDense", module="mypkg.layers", registered_name="mypkg>MyDense")
+
+    def newer(layer):
+        layer.update(class_name="PruneWrapperV9", registered_name="tfprune>PruneWrapperV9")
+
+    _rewrite(plain, p("custom.keras"), {"config.json": _config_with(plain, custom)})
+    _rewrite(wrapped, p("new_tfprune.keras"), {"config.json": _config_with(wrapped, newer)})
+    # A stored (uncompressed) config.json with one byte flipped: the zip is intact, the CRC not.
+    with zipfile.ZipFile(plain) as z, zipfile.ZipFile(p("crc.keras"), "w", zipfile.ZIP_STORED) as out:
+        for name in z.namelist():
+            out.writestr(name, z.read(name))
+    with open(p("crc.keras"), "rb") as f:
+        raw = bytearray(f.read())
+    at = raw.index(b'"class_name"')
+    raw[at + 1] ^= 0x20
+    with open(p("crc.keras"), "wb") as f:
+        f.write(bytes(raw))
+    return d
+
+
+def _file_cases():
+    cases = []
+    for name, message in BAD_FILES.items():
+        quoted = re.escape(name)
+        cases.append(Api(f"load_model[{name}]", lambda c, n=name: exporting.load_model(c.file(n)),
+                         exporting.ModelFileError, f"{quoted}.*{message}"))
+        cases.append(Cli(f"report[{name}]", lambda c, n=name: ["report", c.file(n)], f"{quoted}.*{message}"))
+        cases.append(Cli(f"export[{name}]", lambda c, n=name: ["export", c.file(n), c.out(), "--tflite"],
+                         f"{quoted}.*{message}", leaves=lambda c: c.out()))
+    cases += [
+        Api("load_model[None]", lambda c: exporting.load_model(None), TypeError, "path must be a str"),
+        Api("load_model['']", lambda c: exporting.load_model(""), exporting.ModelFileError, "path is empty"),
+        Cli("report['']", lambda c: ["report", ""], "path is empty"),
+    ]
+    return cases
+
+
+# ------------------------------------------------------------ CLI arguments
+
+PRUNE_FLAGS = [  # (flag values, message)
+    (["--limit", "0"], r"--limit must be >= 1"),
+    (["--limit", "-5"], r"--limit must be >= 1.*got -5"),
+    (["--limit", "abc"], "argument --limit: invalid int value"),
+    (["--learning-rate", "nan"], r"--learning-rate must be a finite number > 0; got nan"),
+    (["--learning-rate", "inf"], r"--learning-rate must be a finite number > 0; got inf"),
+    (["--learning-rate=-inf"], r"--learning-rate must be a finite number > 0; got -inf"),
+    (["--learning-rate", "-inf"], r"argument --learning-rate: expected one argument \(a value starting with '-'"),
+    (["--learning-rate", "0"], r"--learning-rate must be a finite number > 0; got 0.0"),
+    (["--learning-rate", "-1"], r"--learning-rate must be a finite number > 0"),
+    (["--learning-rate", "fast"], "argument --learning-rate: invalid float value"),
+    (["--dense-epochs", "-1"], r"--dense-epochs must be >= 0"),
+    (["--retrain-epochs", "-3"], r"--retrain-epochs must be >= 0"),
+    (["--prune-epochs", "0"], r"--prune-epochs must be >= 1"),
+    (["--prune-epochs", "-2"], r"--prune-epochs must be >= 1"),
+    (["--batch-size", "0"], r"--batch-size must be >= 1"),
+    (["--batch-size", "-8"], r"--batch-size must be >= 1"),
+    (["--batch-size", "1.5"], "argument --batch-size: invalid int value"),
+    (["--seed", "-1"], r"--seed must lie in \[0, 2\*\*32 - 1\]"),
+    (["--seed", str(2**32)], r"--seed must lie in"),
+    (["--verbose", "3"], r"--verbose must be 0, 1 or 2"),
+    (["--verbose", "-1"], r"--verbose must be 0, 1 or 2"),
+    (["--sparsity", "nan"], r"--sparsity must lie in \[0, 1\); got nan"),
+    (["--sparsity", "inf"], r"--sparsity must lie in \[0, 1\)"),
+    (["--sparsity", "-0.1"], r"--sparsity must lie in \[0, 1\)"),
+    (["--sparsity", "1"], r"--sparsity must lie in \[0, 1\)"),
+    (["--sparsity", "1.5"], r"--sparsity must lie in \[0, 1\)"),
+    (["--method", "admm", "--rho", "nan"], "--rho must be a finite number; got nan"),
+    (["--method", "admm", "--rho", "inf"], "--rho must be a finite number"),
+    (["--method", "slr", "--rho-end", "nan"], "--rho-end must be a finite number"),
+    (["--method", "admm", "--harden", "nan"], "--harden must be a finite number"),
+    (["--method", "admm", "--harden", "1.5"], "`harden`.*--harden"),
+    (["--method", "slr", "--rho", "-1"], "`rho` must be.*--rho"),
+    (["--granularity", "2:4"],
+     r"--granularity 2:4 --scope layer does not fit --model lenet5: .*'conv1'.*divisible by 4"),
+    (["--granularity", "1:4"], r"--granularity 1:4 .*does not fit --model lenet5"),
+    (["--granularity", "2:8"], r"--granularity 2:8 .*does not fit --model lenet5"),
+    (["--granularity", "4:2"], "granularity"),
+    (["--granularity", "blocks"], "unknown granularity"),
+    (["--granularity", "channel", "--scope", "sideways"], "--scope must be 'layer' or 'global'"),
+    (["--model", "resnet999"], "unknown --model 'resnet999'"),
+    (["--data", "imagenet"], "unknown --data 'imagenet'"),
+    (["--method", "obd"], "unknown --method 'obd'"),
+    (["--data-dir", "/nonexistent/idx"], "--data-dir '/nonexistent/idx' is not a directory"),
+    (["--epochs", "3"], r"unrecognized arguments for `tfprune prune`: --epochs 3"),
+    (["--bogus"], r"unrecognized arguments for `tfprune prune`: --bogus"),
+]
+
+
+def _cli_cases():
+    cases = []
+    for flags, message in PRUNE_FLAGS:
+        cases.append(Cli(f"prune[{' '.join(flags)}]", lambda c, f=flags: ["prune", "--out", c.out()] + f,
+                         message, leaves=lambda c: c.out()))
+    blocker = lambda c: _touch(os.path.join(c.tmp, "file"))  # noqa: E731
+    cases += [
+        Cli("prune[--out '']", lambda c: ["prune", "--out", ""], "--out is empty"),
+        Cli("prune[--out under a file]", lambda c: ["prune", "--out", os.path.join(blocker(c), "run")],
+            "not writable"),
+        Cli("prune[--out exists]", lambda c: ["prune", "--out", _mkdir(c.out())], "exists; pass --overwrite"),
+        Cli("prune[no --out]", lambda c: ["prune"], "the following arguments are required: --out"),
+        Cli("no command", lambda c: [], "missing the command; choose from prune, report, export"),
+        Cli("--bogus", lambda c: ["--bogus"], "unknown option '--bogus' before the command; commands: prune"),
+        Cli("-x prune", lambda c: ["-x", "prune"], "unknown option '-x'"),
+        Cli("bogus command", lambda c: ["bogus"], "unknown command 'bogus'; choose from prune, report, export"),
+        Cli("report[no file]", lambda c: ["report"], "required: model"),
+        Cli("report[two files]", lambda c: ["report", c.file("plain.keras"), "x"],
+            "unrecognized arguments for `tfprune report`: x"),
+        Cli("export[no out]", lambda c: ["export", c.file("plain.keras")], "required: out"),
+        Cli("export[--bogus]", lambda c: ["export", c.file("plain.keras"), c.out(), "--bogus"],
+            "unrecognized arguments for `tfprune export`: --bogus", leaves=lambda c: c.out()),
+        # Destinations: checked before the model is loaded.
+        Cli("export[out exists]", lambda c: ["export", c.file("plain.keras"), _mkdir(c.out())],
+            r"output '.*out' exists; pass --overwrite"),
+        Cli("export[tflite exists]",
+            lambda c: ["export", c.file("plain.keras"), _keep(c.out(), _touch(c.out() + ".tflite")), "--tflite"],
+            r"the TFLite file '.*out.tflite' exists; pass --overwrite", leaves=lambda c: c.out()),
+        Cli("export[out under a file]", lambda c: ["export", c.file("plain.keras"), os.path.join(blocker(c), "m")],
+            "lies under .*file', which is a file, not a directory"),
+        Cli("export[out '']", lambda c: ["export", c.file("plain.keras"), ""], "output '' is not a usable destination"),
+        Cli("export[out '/']", lambda c: ["export", c.file("plain.keras"), "/"],
+            "output '/' is not a usable destination"),
+    ]
+    return cases
+
+
+def _touch(path):
+    with open(path, "w") as f:
+        f.write("x")
+    return path
+
+
+def _mkdir(path):
+    os.makedirs(path)
+    return path
+
+
+def _keep(value, *_):
+    return value
+
+
+# --------------------------------------------------------------- Python API
+
+
+def _api_cases():
+    cs, pd = schedules.ConstantSparsity, schedules.PolynomialDecay
+    schedule_cases = [
+        ("ConstantSparsity('0.5')", lambda: cs("0.5"), TypeError,
+         r"target_sparsity must be a number; got '0.5' \(str\)"),
+        ("ConstantSparsity(None)", lambda: cs(None), TypeError, "target_sparsity must be a number; got None"),
+        ("ConstantSparsity(True)", lambda: cs(True), TypeError, "target_sparsity must be a number"),
+        ("ConstantSparsity([0.5])", lambda: cs([0.5]), TypeError, "target_sparsity must be a number"),
+        ("ConstantSparsity(nan)", lambda: cs(float("nan")), ValueError, "target_sparsity must be a finite number"),
+        ("ConstantSparsity(inf)", lambda: cs(float("inf")), ValueError, "target_sparsity must be a finite number"),
+        ("ConstantSparsity(-0.1)", lambda: cs(-0.1), ValueError, r"target_sparsity must lie in \[0, 1\)"),
+        ("ConstantSparsity(1.0)", lambda: cs(1.0), ValueError, r"target_sparsity must lie in \[0, 1\)"),
+        ("ConstantSparsity(begin_step='0')", lambda: cs(0.5, begin_step="0"), TypeError,
+         "begin_step must be an integer"),
+        ("ConstantSparsity(begin_step=None)", lambda: cs(0.5, begin_step=None), TypeError,
+         "begin_step must be an integer"),
+        ("ConstantSparsity(begin_step=-1)", lambda: cs(0.5, begin_step=-1), ValueError, "begin_step must be >= 0"),
+        ("ConstantSparsity(begin_step=1.5)", lambda: cs(0.5, begin_step=1.5), ValueError,
+         "begin_step must be an integer"),
+        ("ConstantSparsity(begin_step=nan)", lambda: cs(0.5, begin_step=float("nan")), ValueError,
+         "begin_step must be an integer"),
+        ("ConstantSparsity(end_step='x')", lambda: cs(0.5, end_step="x"), TypeError, "end_step must be an integer"),
+        ("ConstantSparsity(begin>end)", lambda: cs(0.5, begin_step=10, end_step=5), ValueError,
+         r"end_step \(5\) must be >= begin_step \(10\)"),
+        ("ConstantSparsity(frequency=0)", lambda: cs(0.5, frequency=0), ValueError, "frequency must be > 0"),
+        ("ConstantSparsity(frequency=-1)", lambda: cs(0.5, frequency=-1), ValueError, "frequency must be > 0"),
+        ("ConstantSparsity(frequency='10')", lambda: cs(0.5, frequency="10"), TypeError,
+         "frequency must be an integer"),
+        ("ConstantSparsity(frequency=None)", lambda: cs(0.5, frequency=None), TypeError,
+         "frequency must be an integer"),
+        ("PolynomialDecay(power=-3)", lambda: pd(0.0, 0.5, 0, 10, power=-3), ValueError, "power must be > 0"),
+        ("PolynomialDecay(power=0)", lambda: pd(0.0, 0.5, 0, 10, power=0), ValueError, "power must be > 0"),
+        ("PolynomialDecay(power='3')", lambda: pd(0.0, 0.5, 0, 10, power="3"), TypeError, "power must be a number"),
+        ("PolynomialDecay(power=nan)", lambda: pd(0.0, 0.5, 0, 10, power=float("nan")), ValueError,
+         "power must be a finite number"),
+        ("PolynomialDecay(power=None)", lambda: pd(0.0, 0.5, 0, 10, power=None), TypeError, "power must be a number"),
+        ("PolynomialDecay(initial='0')", lambda: pd("0", 0.5, 0, 10), TypeError, "initial_sparsity must be a number"),
+        ("PolynomialDecay(final=None)", lambda: pd(0.0, None, 0, 10), TypeError, "final_sparsity must be a number"),
+        ("PolynomialDecay(final=1.0)", lambda: pd(0.0, 1.0, 0, 10), ValueError, r"final_sparsity must lie in \[0, 1\)"),
+        ("PolynomialDecay(end=begin)", lambda: pd(0.0, 0.5, 10, 10), ValueError,
+         r"end_step \(10\) must be > begin_step"),
+        ("PolynomialDecay(end<begin)", lambda: pd(0.0, 0.5, 10, 5), ValueError,
+         r"end_step \(5\) must be >= begin_step"),
+        ("PolynomialDecay(end_step=None)", lambda: pd(0.0, 0.5, 0, None), TypeError, "end_step must be an integer"),
+    ]
+    cases = [Api(i, lambda c, f=f: f(), e, m) for i, f, e, m in schedule_cases]
+    wrap = lambda **kw: tfprune.wrap(tfprune.models.lenet5(), tfprune.Sparsity(0.5, **kw))  # noqa: E731
+    cases += [
+        Api("summary('string')", lambda c: tfprune.summary("model.keras"), TypeError,
+            "model must be a built keras.Model; got str.*load_model"),
+        Api("summary(None)", lambda c: tfprune.summary(None), TypeError,
+            "model must be a built keras.Model; got NoneType"),
+        Api("summary(42)", lambda c: tfprune.summary(42), TypeError, "got int"),
+        Api("summary(unbuilt)", lambda c: tfprune.summary(_unbuilt()), ValueError, "is not built"),
+        Api("exclude typo", lambda c: wrap(exclude=["logit"]), ValueError,
+            r"exclude=...\) names 'logit', which matches no layer.*Layers: \['conv1', 'conv2', 'fc1', 'fc2'"),
+        Api("exclude regex matching nothing", lambda c: wrap(exclude=["dense_[0-9]+"]), ValueError,
+            r"'dense_\[0-9\]\+', which matches no layer"),
+        Api("exclude invalid regex", lambda c: wrap(exclude=["conv["]), ValueError,
+            r"exclude entry 'conv\[' is not a valid regular expression"),
+        Api("exclude int", lambda c: wrap(exclude=[3]), TypeError, "exclude entries must be layer names"),
+        Api("include typo", lambda c: wrap(include=["fc3"]), ValueError, "names 'fc3', which matches no layer"),
+        Api("include None entry", lambda c: wrap(include=[None]), TypeError, "include entries must be layer names"),
+        Api("export(model=str)", lambda c: tfprune.export("model.keras", c.out()), TypeError,
+            "tfprune.export: model must be a keras.Model; got str", leaves=lambda c: c.out()),
+        Api("export(path=None)", lambda c: tfprune.export(_model(), None), TypeError,
+            "tfprune.export: path must be a str or os.PathLike; got NoneType"),
+        Api("export(path='')", lambda c: tfprune.export(_model(), ""), ValueError,
+            "tfprune.export: path '' is not a usable destination"),
+        Api("export(path under a file)", lambda c: tfprune.export(_model(), os.path.join(_touch(c.out("f")), "m")),
+            ValueError, "which is a file, not a directory"),
+        Api("export(path exists)", lambda c: tfprune.export(_model(), _mkdir(c.out())), ValueError,
+            "path '.*out' exists; pass overwrite=True"),
+        Api("export(tflite exists)",
+            lambda c: tfprune.export(_model(), _keep(c.out(), _touch(c.out() + ".tflite")), tflite=True),
+            exporting.DestinationExistsError, r"out.tflite' exists; pass overwrite=True", leaves=lambda c: c.out()),
+    ]
+    return cases
+
+
+def _subprocess_cases():
+    return [
+        Cli("console --bogus", lambda c: ["--bogus"], "unknown option '--bogus'", subprocess=True),
+        Cli("console report truncated", lambda c: ["report", c.file("truncated.keras")], "not a zip file",
+            subprocess=True),
+        Cli("console export custom class", lambda c: ["export", c.file("custom.keras"), c.out()],
+            "custom class 'MyDense'", leaves=lambda c: c.out(), subprocess=True),
+        Cli("console prune --learning-rate nan", lambda c: ["prune", "--out", c.out(), "--learning-rate", "nan"],
+            "--learning-rate must be a finite number", leaves=lambda c: c.out(), subprocess=True),
+    ]
+
+
+CASES = _file_cases() + _cli_cases() + _api_cases() + _subprocess_cases()
+
+
+# ------------------------------------------------------------------ checks
+
+
+def _leftovers(ctx, case):
+    found = []
+    for root in (ctx.tmp, ctx.files):
+        found += [n for n in os.listdir(root) if n.startswith(".tfprune")]
+    if case.leaves and os.path.lexists(case.leaves(ctx)):
+        found.append(case.leaves(ctx))
+    return found
+
+
+def _run_console(argv):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-m", "tfprune.cli", *argv], capture_output=True, text=True, env=env)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("tfprune:") or "Traceback" in line]
+    return proc.returncode, proc.stderr, lines
+
+
+def test_the_catalogue_is_large_and_ids_are_unique():
+    ids = [c.id for c in CASES]
+    assert len(ids) == len(set(ids)), [i for i in ids if ids.count(i) > 1]
+    assert len(CASES) >= 120
+    assert sum(c.subprocess for c in CASES if isinstance(c, Cli)) <= 8
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_a_clear_one_line_error(case, files, tmp_path, capsys):
+    ctx = Ctx(str(tmp_path), files)
+    if isinstance(case, Api):
+        with pytest.raises(case.raises) as info:
+            case.call(ctx)
+        message = str(info.value)
+        assert len(message.splitlines()) == 1, message
+        assert re.search(case.match, message), message
+    elif case.subprocess:
+        code, stderr, lines = _run_console(case.argv(ctx))
+        assert code == 2 and "Traceback" not in stderr, stderr
+        assert len(lines) == 1 and lines[0].startswith("tfprune: error: "), stderr
+        assert re.search(case.match, lines[0]), lines[0]
+    else:
+        capsys.readouterr()
+        code = cli.main(case.argv(ctx))
+        err = capsys.readouterr().err.strip()
+        assert code == 2, err
+        assert len(err.splitlines()) == 1 and err.startswith("tfprune: error: "), err
+        assert re.search(case.match, err), err
+    assert not _leftovers(ctx, case)
+
+
+def test_a_wrapped_file_loaded_without_tfprune_names_the_class_and_module(files):
+    """What a user sees loading a wrapped file with plain Keras (docs/lifecycle.md)."""
+    code = (
+        "import keras, sys\n"
+        "try:\n"
+        f"    keras.models.load_model({os.path.join(files, 'wrapped.keras')!r})\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__, e); sys.exit(3)\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 3, proc.stderr
+    assert "Could not locate class 'PruneWrapper'" in proc.stdout
+    assert "'module': 'tfprune.core.wrapper'" in proc.stdout
