@@ -6,6 +6,8 @@ pruning from the effective weights, ADMM from `W + U`, SLR from `W + Λ/ρ`,
 one by one; global-scope wrappers share one threshold.
 """
 
+import math
+
 from keras import ops
 
 from tfprune.core import projections
@@ -42,13 +44,31 @@ def global_scores(wrapper, index, values):
     return scores
 
 
+# Global scope keeps at least this fraction of every kernel (and at least one
+# weight): a single threshold can otherwise empty a layer and cut the network.
+GLOBAL_MIN_KEEP = 0.01
+
+
+def min_keep_count(size):
+    """Entries of a kernel of `size` that global scope always keeps."""
+    return max(1, math.ceil(GLOBAL_MIN_KEEP * size))
+
+
 def mask_from_threshold(wrapper, index, values, threshold):
-    """Mask of kernel `index` for a global threshold on `global_scores`."""
+    """Mask of kernel `index` for a global threshold on `global_scores`.
+
+    The kernel's `min_keep_count` largest entries are kept whatever the
+    threshold (for channel granularity: its strongest channel).
+    """
     scores = global_scores(wrapper, index, values)
     keep = scores > ops.cast(threshold, scores.dtype)
     if wrapper.kind == "channel":
         # Never remove every channel of a layer: that would cut the network.
         keep = ops.logical_or(keep, scores >= ops.max(scores))
+    else:
+        flat = ops.reshape(scores, (-1,))
+        floor = projections.keep_largest(flat, min_keep_count(flat.shape[0]))
+        keep = ops.logical_or(keep, ops.reshape(floor > 0, ops.shape(scores)))
     mask = ops.cast(keep, values.dtype)
     return ops.broadcast_to(mask, ops.shape(values))
 

@@ -37,7 +37,7 @@ def _kth_largest(flat, k):
     return ops.take(ops.top_k(flat, size)[0], k - 1)
 
 
-def _keep_largest(flat, keep):
+def keep_largest(flat, keep):
     """1 at the `keep` largest entries of a 1-D tensor, ties broken by position.
 
     The threshold is the `keep`-th largest value; entries tied with it are kept
@@ -74,7 +74,7 @@ def unstructured_mask(scores, target):
     """
     flat = ops.reshape(scores, (-1,))
     keep = _keep_count(flat.shape[0], target)
-    return ops.reshape(_keep_largest(flat, keep), ops.shape(scores))
+    return ops.reshape(keep_largest(flat, keep), ops.shape(scores))
 
 
 def channel_scores(scores, reduce_axes):

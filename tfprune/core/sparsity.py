@@ -75,7 +75,11 @@ class Sparsity(PruningSpec):
             must then be `None` or equal `1 - N/M`).
         scope: `"layer"` gives every layer its target; `"global"` ranks the
             weights of all selected layers together with one threshold (scalar
-            target only).
+            target only). Global scope never empties a layer: each kernel
+            keeps at least 1% of its weights and at least one
+            (`tfprune.core.masks.GLOBAL_MIN_KEEP`; channel granularity keeps
+            its strongest channel), so the total can come out slightly under
+            the target when the threshold would have cut a layer.
         include: layer names, regexes or layer classes to prune; default all
             prunable layers.
         exclude: layer names, regexes or layer classes never to prune.

@@ -36,11 +36,13 @@ class OneShotEachEpoch(tfprune.callbacks.PruningCallback):
 ```
 """
 
+import math
 import numbers
 
 import keras
 
 from tfprune import _keras
+from tfprune.methods import hardening
 from tfprune.core.state import read_scalar, reset_compiled_functions
 from tfprune.core.wrapper import model_sparsity, wrappers_of
 
@@ -132,7 +134,10 @@ class PruningCallback(keras.callbacks.Callback):
         """Adds the method's values to the epoch's `logs` (override)."""
 
     def on_train_begin(self, logs=None):
-        self._cadence = self.resolve_cadence(getattr(self, "params", None))
+        params = getattr(self, "params", None)
+        self._cadence = self.resolve_cadence(params)
+        self._epoch_steps = (params or {}).get("steps")
+        self._epoch_completed = False
 
     def resolve_cadence(self, params):
         """`update_every` with `"auto"` resolved against `fit`'s length.
@@ -173,18 +178,42 @@ class PruningCallback(keras.callbacks.Callback):
             self._step = self._optimizer_step()
 
     def on_train_batch_end(self, batch, logs=None):
-        if not isinstance(self.cadence, int):
-            return
-        self._step += 1
-        if self._step % self.cadence == 0:
-            self.sync_state()
-            self.on_update(logs)
+        loss = (logs or {}).get("loss")
+        if isinstance(loss, numbers.Real) and not math.isfinite(loss):
+            self.model.stop_training = True
+            hardening.check_finite(self.wrappers, type(self).__name__,
+                                   cause=f"the loss is {loss} at batch {batch}")
+        if isinstance(self.cadence, int):
+            self._step += 1
+            if self._step % self.cadence == 0:
+                self.sync_state()
+                self.on_update(logs)
+        if getattr(self, "_epoch_steps", None) and batch + 1 == self._epoch_steps:
+            self._complete_epoch(logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.cadence == "epoch":
-            self.on_update(logs)
+        if not getattr(self, "_epoch_completed", False):  # length unknown or cut short
+            self._complete_epoch(logs)
+        self._epoch_completed = False
         if logs is not None:
             self.log_epoch(logs)
+
+    def _complete_epoch(self, logs):
+        self._epoch_completed = True
+        self.sync_state()
+        self.end_of_epoch(logs)
+
+    def end_of_epoch(self, logs):
+        """The method's state work at the end of an epoch (extend with `super()`).
+
+        Runs at the epoch's last batch when `fit` knows the epoch's length,
+        so it comes before every callback's `on_epoch_end`: a
+        `BackupAndRestore` listed before the method still saves the
+        updated state. When the length is unknown it runs in `on_epoch_end`
+        (then list the method first). Default: the `"epoch"` cadence update.
+        """
+        if self.cadence == "epoch":
+            self.on_update(logs)
 
     def sync_state(self):
         """Makes variable values readable from a per-batch hook under JAX."""

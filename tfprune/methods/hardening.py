@@ -8,6 +8,7 @@ is enough.
 """
 
 import keras
+import numpy as np
 
 from tfprune import _keras
 from tfprune.core import masks as masks_lib
@@ -33,6 +34,7 @@ def project_and_freeze(model, wrappers):
     project_and_freeze(model, tfprune.core.wrapper.wrappers_of(model))
     ```
     """
+    check_finite(wrappers, "hard_prune")
     values = [w.effective_weights() for w in wrappers]
     new_masks = masks_lib.compute_masks(wrappers, values)
     coupled = _has_channel_groups(model, wrappers)
@@ -69,3 +71,35 @@ def _has_channel_groups(model, wrappers):
     if not any(w.kind == "channel" for w in wrappers):
         return False
     return isinstance(model, keras.Model) and _keras.functional_of(model) is not None
+
+
+def check_finite(wrappers, where, cause=""):
+    """Raises `FloatingPointError` naming the first wrapper with NaN/Inf weights.
+
+    A projection ranks weights by magnitude; NaN ranks anywhere, so a run
+    that diverged would otherwise be pruned and saved without a word.
+
+    Args:
+        wrappers: the `PruneWrapper`s to check.
+        where: what is checking, for the message (`"hard_prune"`).
+        cause: what was seen first, e.g. "the loss is nan at epoch 3".
+    """
+    bad = {}
+    for w in wrappers:
+        for var in getattr(w, "prunable_weights", None) or w.trainable_weights:
+            value = np.asarray(keras.ops.convert_to_numpy(var.value))
+            count = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+            if count:
+                bad[f"{w.name}/{var.name}"] = count
+    if bad:
+        listed = ", ".join(f"{name!r} ({count})" for name, count in bad.items())
+        raise FloatingPointError(
+            f"{where}: {cause + '; ' if cause else ''}NaN/Inf weights in {listed}: training "
+            "diverged. Lower the learning rate (or the method's rho), then restart from the "
+            "dense weights or a checkpoint from before the divergence."
+        )
+    if cause:
+        raise FloatingPointError(
+            f"{where}: {cause}, while every pruned kernel is finite: the loss itself "
+            "overflowed. Lower the learning rate or check the data for NaN/Inf."
+        )

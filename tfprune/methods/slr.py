@@ -317,7 +317,7 @@ class SLR(_proximal.ProximalMethod):
         self._batch = batch
         super().on_train_batch_end(batch, logs)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def end_of_epoch(self, logs):
         if isinstance(self.cadence, int) and self._batch is not None and logs and "loss" in logs:
             # The window since the last update carries over into the next epoch
             # (Keras restarts its running mean at each epoch).
@@ -328,7 +328,7 @@ class SLR(_proximal.ProximalMethod):
                             + n - self.scalar("slr_loss_mark_batches"))
             self.set_scalar("slr_loss_mark", 0.0)
             self.set_scalar("slr_loss_mark_batches", 0.0)
-        super().on_epoch_end(epoch, logs)
+        super().end_of_epoch(logs)
         self._batch = None
 
     def on_update(self, logs):

@@ -146,7 +146,12 @@ class Hyperspherical(PruningCallback):
         self._ramp = self.ramp_steps or max(total // 2, 1)
         self._fix = self.fix_steps or self._ramp
         self.sync_state()
-        self._set_strength(self._optimizer_step())
+        # The strength last set by an update (a resumed run must not jump
+        # ahead of the uninterrupted one to the step it resumes at).
+        step = self._optimizer_step()
+        if isinstance(self.cadence, int):
+            step -= step % self.cadence
+        self._set_strength(step)
 
     def _set_strength(self, step):
         self.set_scalar(STRENGTH_STATE, self.strength * min(1.0, step / self._ramp))
