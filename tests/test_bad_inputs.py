@@ -374,7 +374,56 @@ def _subprocess_cases():
     ]
 
 
-CASES = _file_cases() + _cli_cases() + _api_cases() + _subprocess_cases()
+def _nan_model():
+    wrapped = tfprune.wrap(_model(), tfprune.Sparsity(0.5))
+    kernel = wrapped.get_layer("d1").prunable_weights[0]
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    return wrapped
+
+
+def _attention(dim, granularity):
+    inputs = keras.Input((4, dim))
+    outputs = keras.layers.MultiHeadAttention(2, 4, name="mha")(inputs, inputs)
+    return tfprune.wrap(keras.Model(inputs, outputs), tfprune.Sparsity(granularity=granularity))
+
+
+class _Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.dense(x)
+
+
+def _mixed_subclassed_tflite(ctx):
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = _Subclassed()
+        model(np.zeros((1, 3), "float32"))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    return tfprune.export(model, ctx.out(), tflite=True)
+
+
+def _model_cases():
+    return [
+        Api("hard_prune(NaN weights)", lambda c: tfprune.hard_prune(_nan_model()), FloatingPointError,
+            r"hard_prune: NaN/Inf weights in 'd1/kernel' \(32\)"),
+        Api("wrap(MultiHeadAttention dim 6, 2:4)", lambda c: _attention(6, "2:4"), ValueError,
+            "'mha'.*N:M sparsity 2:4 needs the input dimension divisible by 4"),
+        Api("export(tflite, mixed-precision subclassed)", _mixed_subclassed_tflite, ValueError,
+            "computes in a mixed-precision dtype.*cannot be rebuilt in float32", leaves=lambda c: c.out()),
+        Api("KernelSpec(layout='rows')", lambda c: tfprune.KernelSpec("kernel", layout="rows"), ValueError,
+            "KernelSpec 'kernel': layout must be one of"),
+        Api("LayerInfo(role='mixer')", lambda c: tfprune.LayerInfo(role="mixer"), ValueError,
+            "LayerInfo: role must be one of"),
+        Api("register_layer(not a class)", lambda c: tfprune.register_layer("Dense", tfprune.LayerInfo()),
+            TypeError, "register_layer: expected a keras.layers.Layer subclass"),
+    ]
+
+
+CASES = _file_cases() + _cli_cases() + _api_cases() + _model_cases() + _subprocess_cases()
 
 
 # ------------------------------------------------------------------ checks

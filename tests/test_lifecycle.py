@@ -144,3 +144,77 @@ def test_wrapped_model_save_load_round_trip(tmp_path):
         assert (a.target, a.granularity, a.scope) == (b.target, b.granularity, b.scope)
         np.testing.assert_array_equal(to_numpy(a.masks[0].value), to_numpy(b.masks[0].value))
         assert int(to_numpy(b.states["pruning_step"].value)) == int(to_numpy(a.states["pruning_step"].value)) == 2
+
+
+# ------------------------------------------- attention, TimeDistributed, RNNs
+
+
+def _encoder_block(dim=16, heads=2, seq=6):
+    inputs = keras.Input((seq, dim))
+    attended = keras.layers.MultiHeadAttention(heads, dim // heads, name="mha")(inputs, inputs)
+    x = keras.layers.LayerNormalization(name="ln1")(inputs + attended)
+    h = keras.layers.Dense(2 * dim, activation="relu", name="ff1")(x)
+    x = keras.layers.LayerNormalization(name="ln2")(x + keras.layers.Dense(dim, name="ff2")(h))
+    x = keras.layers.TimeDistributed(keras.layers.Dense(8), name="td")(x)
+    outputs = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling1D()(x))
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("granularity", ["unstructured", "2:4"])
+def test_transformer_block_prunes_attention_and_time_distributed_to_target(granularity, tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 6, 16)).astype("float32"), rng.integers(0, 3, 64)
+    model = tfprune.wrap(_encoder_block(), tfprune.Sparsity(0.5, granularity=granularity))
+    assert isinstance(model.get_layer("mha"), PruneWrapper) and isinstance(model.get_layer("td"), PruneWrapper)
+    assert len(model.get_layer("mha").masks) == 4  # query, key, value, output
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    method = tfprune.callbacks.MagnitudePruning(tfprune.schedules.ConstantSparsity(0.5, 0, frequency=2))
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[method])
+    tfprune.hard_prune(model)
+    rows = {r.name: r for r in tfprune.summary(model).rows}
+    for name in ("mha", "td", "ff1", "ff2", "head"):
+        assert rows[name].prunable_zeros == rows[name].prunable // 2, name
+    mha = model.get_layer("mha").layer
+    assert rows["mha"].prunable == sum(
+        int(np.prod(d.kernel.shape)) for d in (mha.query_dense, mha.key_dense, mha.value_dense, mha.output_dense))
+    if granularity == "2:4":
+        query = to_numpy(model.get_layer("mha").masks[0])  # (dim, heads, key_dim): groups on axis 0
+        assert (query.reshape(4, 4, -1).sum(axis=1) == 2).all()
+    stripped = tfprune.strip(model)
+    np.testing.assert_allclose(to_numpy(stripped(x[:4])), to_numpy(model(x[:4])), atol=1e-5)
+    path = str(tmp_path / "block.keras")
+    stripped.save(path)
+    again = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(to_numpy(again(x[:4])), to_numpy(stripped(x[:4])), atol=1e-5)
+
+
+def test_wrap_passes_rnns_and_masking_through():
+    inputs = keras.Input((5,), dtype="int32")
+    x = keras.layers.Embedding(20, 8, mask_zero=True, name="embed")(inputs)
+    x = keras.layers.LSTM(8, name="lstm")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(x))
+    wrapped = tfprune.wrap(model, tfprune.Sparsity(0.5))
+    assert not isinstance(wrapped.get_layer("lstm"), PruneWrapper)
+    tokens = np.array([[1, 2, 3, 0, 0], [4, 5, 0, 0, 0]])
+    np.testing.assert_allclose(to_numpy(wrapped(tokens)), to_numpy(model(tokens)), atol=1e-6)
+
+
+@pytest.mark.parametrize("application", ["MobileNetV3Small", "EfficientNetB0"])
+def test_keras_applications_wrap_prune_strip_and_export(application, tmp_path):
+    make = getattr(keras.applications, application)
+    extra = {"include_preprocessing": False} if application == "MobileNetV3Small" else {}
+    model = make(input_shape=(32, 32, 3), weights=None, classes=4, **extra)
+    wrapped = tfprune.wrap(model, tfprune.Sparsity(0.5))
+    x = np.random.default_rng(0).random((8, 32, 32, 3)).astype("float32")
+    wrapped.compile("adam", keras.losses.SparseCategoricalCrossentropy())
+    method = tfprune.callbacks.MagnitudePruning(tfprune.schedules.ConstantSparsity(0.5, 0))
+    wrapped.fit(x, np.arange(8) % 4, epochs=1, batch_size=8, verbose=0, callbacks=[method])
+    tfprune.hard_prune(wrapped)
+    report = tfprune.summary(wrapped)
+    assert sum(r.prunable_zeros for r in report.rows) == pytest.approx(
+        0.5 * sum(r.prunable for r in report.rows), rel=1e-3)
+    stripped = tfprune.strip(wrapped)
+    np.testing.assert_allclose(to_numpy(stripped(x)), to_numpy(wrapped(x)), atol=1e-5)
+    if keras.backend.backend() == "tensorflow":
+        result = tfprune.export(stripped, str(tmp_path / "model"))
+        assert result.saved_model_bytes > 0

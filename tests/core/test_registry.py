@@ -101,3 +101,24 @@ def test_keras_layers_are_registered_with_their_facts():
     assert registry.layer_info(keras.layers.Embedding).macs_on is None
     assert registry.has_role(keras.layers.Multiply(), "merge_any")
     assert registry.has_role(tfprune.layers.ChannelGate(), "pass_through")
+
+
+def test_dotted_paths_reach_multi_head_attention_projections():
+    layer = keras.layers.MultiHeadAttention(2, 4)
+    layer(np.zeros((1, 3, 8), "float32"), np.zeros((1, 3, 8), "float32"))
+    specs = registry.kernel_specs_for(layer)
+    assert [s.attr for s in specs] == [
+        "query_dense.kernel", "key_dense.kernel", "value_dense.kernel", "output_dense.kernel"]
+    assert [s.key for s in specs][0] == "query_dense_kernel"
+    assert registry.weight_variable(layer, "query_dense.kernel") is layer.query_dense.kernel
+    assert registry.weight_variable(layer, "missing.kernel") is None
+
+
+def test_time_distributed_prunes_its_inner_layer():
+    layer = keras.layers.TimeDistributed(keras.layers.Conv2D(4, 3))
+    layer.build((None, 2, 8, 8, 1))
+    [spec] = registry.kernel_specs_for(layer)
+    assert spec.attr == "layer.kernel" and spec.bias_attr == "layer.bias"
+    assert registry.weight_variable(layer, spec.attr) is layer.layer.kernel
+    assert registry.kernel_specs_for(keras.layers.TimeDistributed(keras.layers.Dropout(0.1))) is None
+    assert "TimeDistributed" in registry.supported_layer_names()
