@@ -384,12 +384,12 @@ def _nan_model():
 def _attention(dim, granularity):
     inputs = keras.Input((4, dim))
     outputs = keras.layers.MultiHeadAttention(2, 4, name="mha")(inputs, inputs)
-    return tfprune.wrap(keras.Model(inputs, outputs), tfprune.Sparsity(granularity=granularity))
+    return tfprune.wrap(keras.Model(inputs, outputs), tfprune.Sparsity(None, granularity=granularity))
 
 
 class _Subclassed(keras.Model):
     def __init__(self):
-        super().__init__()
+        super().__init__(name="subclassed")
         self.dense = keras.layers.Dense(2)
 
     def call(self, x):

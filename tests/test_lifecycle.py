@@ -199,6 +199,7 @@ def test_wrap_passes_rnns_and_masking_through():
     np.testing.assert_allclose(to_numpy(wrapped(tokens)), to_numpy(model(tokens)), atol=1e-6)
 
 
+@pytest.mark.slow  # 1-2.5 min each on 2 cores
 @pytest.mark.parametrize("application", ["MobileNetV3Small", "EfficientNetB0"])
 def test_keras_applications_wrap_prune_strip_and_export(application, tmp_path):
     make = getattr(keras.applications, application)
