@@ -29,6 +29,7 @@ The summary gives mean and spread (std over seeds) per setting and method.
     python benchmarks/admm_slr.py --seeds 0 1 2 --settings 90u 986u     # ~25 min
     python benchmarks/admm_slr.py --budget paper --methods admm_paper gmp_admm --settings 71x
     python benchmarks/admm_slr.py --quick                                 # 5k images, 1+2+1 epochs
+    python benchmarks/admm_slr.py --budget paper --model resnet20 --settings 90u --methods slr_paper gmp_slr
 """
 
 import argparse
@@ -57,6 +58,14 @@ SETTINGS = {
     "71x": (lambda: tfprune.Sparsity(RECIPE_71X), 0.986, False),
     "71g": (lambda: tfprune.Sparsity(0.986, scope="global"), 0.986, False),
     "100g": (lambda: tfprune.Sparsity(0.99, scope="global"), 0.99, False),
+}
+
+# The networks: LeNet-5 (both papers' MNIST setting) and a small BatchNorm
+# ResNet (ResNet-20 widths 16/32/64, here on 28x28 Fashion-MNIST) for SLR's
+# CIFAR setting, which prunes a BN ResNet.
+MODELS = {
+    "lenet5": lambda: tfprune.models.lenet5(),
+    "resnet20": lambda: tfprune.models.resnet_cifar(20, input_shape=(28, 28, 1)),
 }
 
 # The papers' schedules: batch, method epochs, masked epochs, optimizer.
@@ -112,7 +121,7 @@ def run_tfprune(method, setting, weights, data, args):
     batch, epochs, retrain, opt = plan(method, args)
     steps = int(np.ceil(len(x) / batch))
     spec = SETTINGS[setting][0]()
-    model = tfprune.models.lenet5()
+    model = MODELS[args.model]()
     model.set_weights(weights)
     wrapped = tfprune.wrap(model, spec)
     wrapped.compile(optimizer(opt, steps * (epochs + retrain)),
@@ -196,7 +205,8 @@ def plot(results, path):
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("test accuracy − dense (pt, symlog; bars: std over seeds)")
     axes[1].legend(fontsize=8)
-    fig.suptitle(f"LeNet-5 / Fashion-MNIST, {results['budget_plotted']} budget, same epochs for every method")
+    model = {"lenet5": "LeNet-5", "resnet20": "ResNet-20"}[results.get("model", "lenet5")]
+    fig.suptitle(f"{model} / Fashion-MNIST, {results['budget_plotted']} budget, same epochs for every method")
     common.save_figure(fig, path)
 
 
@@ -207,6 +217,8 @@ def main(argv=None):
     parser.add_argument("--methods", nargs="+", default=None,
                         help="user: gmp tfmot admm slr admm_paper slr_paper; "
                              "paper: admm_paper slr_paper gmp_admm gmp_slr tfmot_admm tfmot_slr")
+    parser.add_argument("--model", choices=list(MODELS), default="lenet5",
+                        help="resnet20: the SLR CIFAR setting's BN ResNet (uniform/global settings, tfprune only)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--dense-epochs", type=int, default=3)
     parser.add_argument("--method-epochs", type=int, default=3)
@@ -225,7 +237,13 @@ def main(argv=None):
     if args.quick:
         args.limit, args.dense_epochs, args.method_epochs, args.retrain_epochs = 5000, 1, 2, 1
         args.frequency, args.epoch_scale = 10, 0.01
-    name = f"admm_slr{'_paper' if args.budget == 'paper' else ''}{'_quick' if args.quick else ''}"
+    if args.model != "lenet5":
+        if "71x" in args.settings:
+            parser.error("--settings 71x is the LeNet-5 per-layer recipe; use 90u/986u/71g/100g")
+        if any(m.startswith("tfmot") for m in args.methods):
+            parser.error("the TFMOT baseline runs LeNet-5 only")
+    name = (f"admm_slr{'_paper' if args.budget == 'paper' else ''}"
+            f"{'' if args.model == 'lenet5' else '_' + args.model}{'_quick' if args.quick else ''}")
     path = os.path.join(args.out, name + ".json")
     results = common.read_json(path) or {"runs": []}
     results["run_info"] = results.get("run_info", []) + [common.run_info(argv)]
@@ -233,7 +251,7 @@ def main(argv=None):
     x, y, xt, yt = data
     for seed in args.seeds:
         keras.utils.set_random_seed(seed)
-        dense = common.compile_classifier(tfprune.models.lenet5())
+        dense = common.compile_classifier(MODELS[args.model]())
         dense.fit(x, y, batch_size=128, epochs=args.dense_epochs, verbose=0)
         dense_accuracy = float(dense.evaluate(xt, yt, verbose=0, return_dict=True)["accuracy"])
         weights = dense.get_weights()
@@ -263,6 +281,7 @@ def main(argv=None):
                                    != (args.budget, setting, method, seed)] + [row]
                 results["summary"] = summarise(results["runs"])
                 results["budget_plotted"] = args.budget
+                results["model"] = args.model
                 common.write_json(results, path)
                 print(f"{setting:5s} {method:11s} x{row['compression']:6.1f}  retrain-free "
                       f"{row['retrain_free_accuracy']:.4f}  retrained {row['retrained_accuracy']:.4f}"
