@@ -7,7 +7,7 @@ FMNIST  := /usr/share/datasets/fashion-mnist
 # Keep the 2-core CI machine responsive: TF's own thread pools.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup data demo lint test test-tf test-jax test-slow bench clean
+.PHONY: setup data demo lint docs test test-tf test-jax test-slow bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,17 @@ demo: setup
 	$(VENV)/bin/tfprune prune --model lenet5 --data fashion_mnist --method magnitude \
 	  --sparsity 0.9 --out runs/demo --overwrite
 
-test: lint test-tf test-jax
+test: lint docs test-tf test-jax
 
 # Style and the import rules (setup.cfg: the layered contract).
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
+
+# The site (mkdocs + material + mkdocstrings): API reference from the
+# docstrings; --strict fails on a broken link or an unresolvable reference.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 test-tf: setup
 	$(PY) -m pytest -q
@@ -55,4 +60,4 @@ bench: setup
 	$(PY) benchmarks/magnitude_vs_tfmot.py
 
 clean:
-	rm -rf $(VENV) runs *.egg-info
+	rm -rf $(VENV) runs site *.egg-info

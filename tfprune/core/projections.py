@@ -68,9 +68,11 @@ def unstructured_mask(scores, target):
 
     Example:
 
+    ```pycon
     >>> m = unstructured_mask(keras.ops.array([3.0, 1.0, 2.0, 0.5]), 0.5)
     >>> keras.ops.convert_to_numpy(m).tolist()
     [1.0, 0.0, 1.0, 0.0]
+    ```
     """
     flat = ops.reshape(scores, (-1,))
     keep = _keep_count(flat.shape[0], target)

@@ -85,8 +85,10 @@ class KernelSpec:
 
     Example:
 
+    ```pycon
     >>> KernelSpec("kernel", bias_attr="bias").channel_reduce_axes(4)
     (0, 1, 2)
+    ```
     """
 
     attr: str

@@ -43,9 +43,11 @@ class ProximalPenalty(keras.regularizers.Regularizer):
 
     Example:
 
+    ```pycon
     >>> penalty = ProximalPenalty(rho=0.5)
     >>> float(penalty(keras.ops.array([[1.0, -2.0], [3.0, 0.0]])))
     3.5
+    ```
     """
 
     def __init__(self, rho=1e-3):

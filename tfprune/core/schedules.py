@@ -98,9 +98,11 @@ class ConstantSparsity(PruningSchedule):
 
     Example:
 
+    ```pycon
     >>> s = ConstantSparsity(0.5, begin_step=0, frequency=10)
     >>> [bool(s(t)[0]) for t in (0, 5, 10)]
     [True, False, True]
+    ```
     """
 
     def __init__(self, target_sparsity, begin_step=0, end_step=-1, frequency=100):
@@ -137,9 +139,11 @@ class PolynomialDecay(PruningSchedule):
 
     Example:
 
+    ```pycon
     >>> s = PolynomialDecay(0.0, 0.8, begin_step=0, end_step=100, frequency=10)
     >>> round(float(s(100)[1]), 3)
     0.8
+    ```
     """
 
     def __init__(

@@ -86,11 +86,13 @@ class Sparsity(PruningSpec):
 
     Example:
 
+    ```pycon
     >>> spec = Sparsity(0.9, scope="global", exclude=["logits"])
     >>> spec.target
     0.9
     >>> Sparsity(None, granularity="2:4").target
     0.5
+    ```
     """
 
     def __init__(

@@ -72,8 +72,10 @@ def parse_granularity(granularity):
 
     Example:
 
+    ```pycon
     >>> parse_granularity("2:4")
     ('n:m', 2, 4)
+    ```
     """
     if granularity in ("unstructured", "channel"):
         return granularity, None, None

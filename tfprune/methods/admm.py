@@ -27,8 +27,10 @@ class GeometricRho:
 
     Example:
 
+    ```pycon
     >>> GeometricRho(factor=10.0, max_rho=1.0)(0, 0.5)
     1.0
+    ```
     """
 
     def __init__(self, factor=1.3, max_rho=None):

@@ -71,8 +71,10 @@ def progressive_rho(start, end, iteration, planned):
     `planned - 1` on), so the last W-steps of the run train against the
     largest ρ and W meets Z by the end.
 
+    ```pycon
     >>> progressive_rho(1e-2, 1.0, 0, 3), progressive_rho(1e-2, 1.0, 1, 3)
     (0.01, 0.1)
+    ```
     """
     if planned <= 1:
         return float(end)

@@ -144,9 +144,11 @@ def model_costs(model):
 
     Example:
 
+    ```pycon
     >>> costs = model_costs(tfprune.models.lenet5())   # doctest: +SKIP
     >>> sum(c.macs for c in costs)                      # doctest: +SKIP
     2293000
+    ```
     """
     if not model.built:
         raise ValueError(

@@ -5,11 +5,13 @@ joins channel groups into components that prune together. Both use this.
 
 Example:
 
+```pycon
 >>> sets = UnionFind()
 >>> a = sets.fresh(3)
 >>> sets.union([a[0]], [a[2]])
 >>> sets.find(2) == sets.find(0), sets.find(1) == sets.find(0)
 (True, False)
+```
 """
 
 import numpy as np

@@ -47,9 +47,11 @@ class UnitNorm(keras.constraints.Constraint):
 
     Example:
 
+    ```pycon
     >>> w = UnitNorm(axis=(0,))(keras.ops.array([[3.0], [4.0]]))
     >>> [round(float(v), 3) for v in keras.ops.ravel(w)]
     [0.6, 0.8]
+    ```
     """
 
     def __init__(self, axis):

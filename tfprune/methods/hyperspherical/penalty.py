@@ -78,10 +78,12 @@ class HypersphericalPenalty(keras.regularizers.Regularizer):
 
     Example:
 
+    ```pycon
     >>> penalty = HypersphericalPenalty(0.5, strength=1.0)
     >>> u = keras.ops.array([[0.8], [0.6], [0.0], [0.0]])  # one unit, k = 4
     >>> float(penalty(u))
     0.0
+    ```
     """
 
     def __init__(self, target, strength=1.0, norm="l1", keep_strength=0.0, unit_axes=None):

@@ -31,9 +31,11 @@ def mean_replacement(kernel, mask, unit_axes):
 
     Example:
 
+    ```pycon
     >>> k, mu = mean_replacement(np.array([[0.9], [0.2], [0.1]]), np.array([[1.0], [0.0], [0.0]]), (0,))
-    >>> [round(float(v), 3) for v in k.ravel()], [round(float(v), 3) for v in mu]
+    >>> [round(float(v), 3) + 0.0 for v in k.ravel()], [round(float(v), 3) for v in mu]
     ([0.75, 0.0, 0.0], [0.15])
+    ```
     """
     rows = unit_matrix(np.asarray(kernel, "float64"), unit_axes)
     keep = unit_matrix(np.asarray(mask, "float64"), unit_axes)
