@@ -393,3 +393,19 @@ def uninstall_multi_worker_fix():
 def set_initial_epoch(model, epoch):
     """The epoch the next `fit` of `model` starts at (what BackupAndRestore sets)."""
     model._initial_epoch = epoch
+
+
+def check_steps_per_execution(model):
+    """Raises a one-line error for `steps_per_execution > 1` with several TF replicas.
+
+    Keras' TensorFlow trainer fails such a `fit` with an opaque graph error
+    (keras-team/keras#19246), under `MirroredStrategy` and multi-worker alike.
+    """
+    strategy = getattr(model, "distribute_strategy", None) if keras.backend.backend() == "tensorflow" else None
+    steps = getattr(model, "steps_per_execution", 1) or 1
+    if strategy is not None and strategy.num_replicas_in_sync > 1 and steps > 1:
+        raise ValueError(
+            f"steps_per_execution={steps} fails under a tf.distribute strategy with "
+            f"{strategy.num_replicas_in_sync} replicas (keras-team/keras#19246); compile with "
+            "steps_per_execution=1"
+        )

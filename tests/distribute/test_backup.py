@@ -102,3 +102,4 @@ def test_resume_under_mirrored_strategy(mirrored_strategy, tmp_path):
     expected = _weights(reference)
     for path, value in _weights(model).items():
         np.testing.assert_allclose(value, expected[path], atol=1e-5, err_msg=path)
+
