@@ -9,8 +9,8 @@ no shuffling. Four runs, each in its own process:
 - `one_worker`: `MultiWorkerMirroredStrategy`, 1 worker (`tfprune launch --workers 1`);
 - `two_workers`: `MultiWorkerMirroredStrategy`, 2 local workers (`tfprune launch --workers 2`).
 
-For each: test accuracy, the number of mask entries that differ from `one`,
-the largest weight difference, and steady-state throughput (examples/s, epochs
+For each: test accuracy, the number of mask entries that differ from `one` (and from
+`mirrored`), the largest difference of the other float weights, and steady-state throughput (examples/s, epochs
 after the first); ratios are against `one` (1 vs 2 logical devices) and
 `one_worker` (1 vs 2 workers). On a 2-core CPU machine the replicas share the
 cores, so throughput measures overhead, not speed-up.
@@ -131,6 +131,8 @@ def main(argv=None):
             runs[mode] = {"info": infos, "weights": weights, "wall_seconds": wall}
     reference = runs["one"]["weights"][0]
     masks = [k for k in reference if k.endswith("_mask")]
+    floats = [k for k in reference if not k.endswith("_mask") and reference[k].dtype.kind == "f"]
+    total = sum(reference[k].size for k in masks)
     table = {}
     for mode, run in runs.items():
         info = run["info"][0]
@@ -141,7 +143,10 @@ def main(argv=None):
             "replicas": info["replicas"],
             "test_accuracy": round(info["accuracy"], 4),
             "mask_entries_differing_from_one": int(sum((w[k] != reference[k]).sum() for k in masks)),
-            "max_weight_difference_from_one": float(max(np.abs(w[k] - reference[k]).max() for k in reference)),
+            "mask_fraction_differing_from_one": float(sum((w[k] != reference[k]).sum() for k in masks) / total),
+            "mask_entries_differing_from_mirrored": int(sum((w[k] != runs["mirrored"]["weights"][0][k]).sum()
+                                                            for k in masks)),
+            "max_weight_difference_from_one": float(max(np.abs(w[k] - reference[k]).max() for k in floats)),
             "workers_bit_identical": all(all(np.array_equal(o[k], w[k]) for k in w) for o in run["weights"]),
             "sparsity": round(1 - float(sum(w[k].sum() for k in masks) / sum(w[k].size for k in masks)), 4),
             "examples_per_second": round(throughput, 1),

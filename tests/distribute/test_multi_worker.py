@@ -106,7 +106,7 @@ def test_killed_worker_resumes_to_the_uninterrupted_result(tmp_path):
 
     backup = tmp_path / "backup"
     code, log = run_workers(tmp_path / "a", "--method", "slr", "--backup", str(backup), "--kill-at", "2:3")
-    assert code == 128 + 9, log[-4000:]
+    assert code != 0 and "[launch] worker 1 exited with code 137" in log, log[-4000:]
     assert not (tmp_path / "a" / "worker-0-slr.npz").exists()
     code, log = run_workers(tmp_path / "a", "--method", "slr", "--backup", str(backup))
     assert code == 0, log[-4000:]
@@ -115,7 +115,7 @@ def test_killed_worker_resumes_to_the_uninterrupted_result(tmp_path):
         assert_same(load(tmp_path / "a" / f"{name}-slr.npz"), last_epochs(reference, 2), exact=False)
 
     code, log = run_workers(tmp_path / "b", "--method", "slr", "--backup", str(backup), "--kill-at", "2:3")
-    assert code == 128 + 9, log[-4000:]
+    assert code != 0 and "[launch] worker 1 exited with code 137" in log, log[-4000:]
     index = backup / "worker-1" / "latest.json"
     kept = json.loads(index.read_text())
     assert [b["epoch"] for b in kept["backups"]] == [1, 2]

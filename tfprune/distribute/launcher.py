@@ -85,6 +85,11 @@ def _stop(processes, grace=5.0):
             p.wait()
 
 
+def _exit_code(returncode):
+    """A process's exit code as a shell reports it (killed by signal s: 128 + s)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
 class _suppress:
     def __enter__(self):
         return self
@@ -108,7 +113,8 @@ def launch(command, workers=2, timeout=None, env=None, out=None, host="localhost
 
     Returns:
         0 when every worker succeeded; else the exit code of the first worker
-        that failed (a signal `-s` becomes `128 + s`), or 124 on timeout.
+        seen failing (the lowest index if several at once; killed by signal `s`:
+        `128 + s`), or 124 on timeout. Each failure seen is logged.
 
     Example:
 
@@ -140,10 +146,10 @@ def launch(command, workers=2, timeout=None, env=None, out=None, host="localhost
             codes = [p.poll() for p in processes]
             failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
             if failed:
-                index, c = failed[0]
                 with lock:
-                    out.write(f"[launch] worker {index} exited with code {c}; stopping the others\n")
-                code = 128 - c if c < 0 else c
+                    for index, c in failed:
+                        out.write(f"[launch] worker {index} exited with code {_exit_code(c)}; stopping the others\n")
+                code = _exit_code(failed[0][1])
             elif all(c == 0 for c in codes):
                 code = 0
             elif deadline is not None and time.monotonic() > deadline:
