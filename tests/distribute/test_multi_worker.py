@@ -9,6 +9,7 @@ variables, the losses of fit / validation / evaluate and the predictions.
 import io
 import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -39,13 +40,20 @@ def run_workers(out, *args, workers=2):
     return code, log.getvalue()
 
 
-def run_single(out, *args):
-    """The one-process reference (no TF_CONFIG: the default strategy, same global batch)."""
-    import subprocess
+def start_single(out, *args):
+    """Starts the one-process reference (no TF_CONFIG: the default strategy, same global
+    batch); `finish_single` waits for it."""
+    return subprocess.Popen([sys.executable, WORKER, "--out", str(out), *args], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    proc = subprocess.run([sys.executable, WORKER, "--out", str(out), *args], env=_env(),
-                          capture_output=True, text=True, timeout=TIMEOUT)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+def finish_single(proc):
+    try:
+        output, _ = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 0, output[-4000:]
 
 
 def load(path):
@@ -71,9 +79,10 @@ def test_two_workers_fit_evaluate_predict_agree_with_each_other_and_one_worker(t
     """SLR and MagnitudePruning: both workers hold bit-identical masks, weights, method
     state and optimizer slots after fit, and match a one-worker run at the same global
     batch (masks and integer state exactly, floats within 1e-4)."""
+    single = start_single(tmp_path / "one", "--method", "magnitude,slr")  # alongside, to save time
     code, log = run_workers(tmp_path / "two", "--method", "magnitude,slr")
+    finish_single(single)
     assert code == 0, log[-4000:]
-    run_single(tmp_path / "one", "--method", "magnitude,slr")
     for method in ("magnitude", "slr"):
         w0 = load(tmp_path / "two" / f"worker-0-{method}.npz")
         w1 = load(tmp_path / "two" / f"worker-1-{method}.npz")
