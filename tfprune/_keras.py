@@ -298,32 +298,18 @@ def multi_worker_fix_installed():
 def install_multi_worker_fix():
     """Makes plain `model.fit` / `evaluate` / `predict` work under multi-worker TF.
 
-    Two points of Keras' TensorFlow trainer fail with
-    `MultiWorkerMirroredStrategy` across processes (keras-team/keras#20585):
-
-    1. `_maybe_symbolic_build` reduces the whole `(x, y)` batch across replicas
-       (`strategy.reduce(..., axis=None)` on a tuple: a PerReplica conversion
-       error). The build needs shapes only, so this worker's first local
-       replica batch is used.
-    2. `reduce_per_replica` reduces every step output with `axis=0`; a scalar
-       (the loss, a metric) has no axis 0 ("Invalid reduction dimension 0",
-       tensorflow#72388). Scalars are reduced with `axis=None`: the mean over
-       all replicas, what the single-worker path computes.
-
-    Both patches defer to Keras unless the model's strategy is a
-    `MultiWorkerMirroredStrategy` in multi-worker mode, so nothing else
-    changes. Idempotent; a no-op on other backends. Installed by
-    `import tfprune`.
+    Keras' TensorFlow trainer fails under `MultiWorkerMirroredStrategy`
+    (keras-team/keras#20585) at two points: `_maybe_symbolic_build` reduces
+    the whole `(x, y)` batch across replicas (a PerReplica conversion error;
+    the build needs shapes only, so this worker's local batch is used), and
+    `reduce_per_replica` reduces scalar step outputs with `axis=0` ("Invalid
+    reduction dimension 0", tensorflow#72388; scalars are reduced with
+    `axis=None`, the mean over all replicas, as the single-worker path does).
+    Both patches defer to Keras unless the strategy is multi-worker.
+    Idempotent; a no-op on other backends; run by `import tfprune`.
 
     Returns:
-        Whether the fix is installed.
-
-    Example:
-
-    ```python
-    from tfprune import _keras
-    _keras.install_multi_worker_fix()   # done by `import tfprune`
-    ```
+        Whether the fix is installed. Example: `_keras.install_multi_worker_fix()`.
     """
     if keras.backend.backend() != "tensorflow" or KERAS_VERSION < MULTI_WORKER_FIX_FROM:
         return False
