@@ -103,3 +103,15 @@ def test_resume_under_mirrored_strategy(mirrored_strategy, tmp_path):
     for path, value in _weights(model).items():
         np.testing.assert_allclose(value, expected[path], atol=1e-5, err_msg=path)
 
+
+
+def test_worker_name_prefers_the_strategys_cluster_resolver(monkeypatch):
+    class Resolver:
+        task_type, task_id = "worker", 3
+
+    class Strategy:
+        cluster_resolver = Resolver()
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"task": {"type": "worker", "index": 1}}))
+    assert worker_name(Strategy()) == "worker-3"
+    assert worker_name(object()) == "worker-1"

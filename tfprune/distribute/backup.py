@@ -37,18 +37,27 @@ from tfprune import _keras
 LATEST = "latest.json"
 
 
-def worker_name():
-    """This process's task in `TF_CONFIG` as `<type>-<index>` (`worker-0` without one)."""
+def worker_name(strategy=None):
+    """This process's task as `<type>-<index>` (`worker-0` outside a cluster).
+
+    Args:
+        strategy: a `tf.distribute` strategy whose cluster resolver names the
+            task (e.g. built from `SlurmClusterResolver`); else `TF_CONFIG` is read.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is not None and getattr(resolver, "task_type", None) is not None:
+        return f"{resolver.task_type}-{int(resolver.task_id or 0)}"
     config = json.loads(os.environ.get("TF_CONFIG") or "{}")
     task = config.get("task") or {}
     return f"{task.get('type', 'worker')}-{int(task.get('index', 0))}"
 
 
-def backup_dir(base):
+def backup_dir(base, strategy=None):
     """This worker's own backup folder under `base`: `base/worker-<task index>`.
 
     Args:
         base: the folder shared by the job (local or on a shared file system).
+        strategy: see `worker_name` (default: the task in `TF_CONFIG`).
 
     Example:
 
@@ -58,7 +67,7 @@ def backup_dir(base):
     """
     if not str(base).strip():
         raise ValueError("backup_dir: empty base folder; pass the job's backup folder")
-    return os.path.join(os.fspath(base), worker_name())
+    return os.path.join(os.fspath(base), worker_name(strategy))
 
 
 def _fsync_dir(path):
@@ -108,7 +117,8 @@ class BackupAndRestore(keras.callbacks.Callback):
     runs work the same.
 
     Args:
-        base: the job's backup folder (`base/worker-<i>` per worker).
+        base: the job's backup folder (`base/<task type>-<index>` per worker,
+            named by the model's strategy or `TF_CONFIG`).
         delete_checkpoint: remove this worker's folder when `fit` completes.
 
     Example:
@@ -120,8 +130,13 @@ class BackupAndRestore(keras.callbacks.Callback):
 
     def __init__(self, base, delete_checkpoint=True):
         super().__init__()
+        self.base = base
         self.folder = backup_dir(base)
         self.delete_checkpoint = delete_checkpoint
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.folder = backup_dir(self.base, getattr(model, "distribute_strategy", None))
 
     # -- the folder's index: {"backups": [{"epoch": e, "dir": name}, ...]} newest last
     def _index(self):
