@@ -91,3 +91,38 @@ def test_sync_jax_state_is_safe_outside_fit():
     model = small_convnet()
     _keras.sync_jax_state(model)  # no-op: no fit in flight (or not JAX)
     assert model.built
+
+
+@pytest.mark.tf_only
+def test_multi_worker_fix_is_installed_by_import_and_reversible():
+    import tfprune  # noqa: F401  (installs the fix)
+
+    trainer = _keras._tf_trainer()  # the patched Keras module
+    assert _keras.multi_worker_fix_installed()
+    patched = (trainer.TensorFlowTrainer._maybe_symbolic_build, trainer.reduce_per_replica)
+    assert _keras.install_multi_worker_fix()  # idempotent
+    assert (trainer.TensorFlowTrainer._maybe_symbolic_build, trainer.reduce_per_replica) == patched
+    _keras.uninstall_multi_worker_fix()
+    try:
+        assert not _keras.multi_worker_fix_installed()
+        assert trainer.reduce_per_replica is not patched[1]
+        assert trainer.reduce_per_replica.__module__ == trainer.__name__
+    finally:
+        assert _keras.install_multi_worker_fix()
+
+
+@pytest.mark.tf_only
+def test_multi_worker_fix_defers_to_keras_without_a_multi_worker_strategy(mirrored_strategy):
+    """Under MirroredStrategy (one process) fit still takes Keras' own code paths."""
+    x = np.ones((16, 3), "float32")
+    with mirrored_strategy.scope():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, kernel_initializer="ones")])
+        model.compile(keras.optimizers.SGD(0.0), "mse")
+    loss = model.fit(x, np.zeros((16, 1)), batch_size=8, epochs=1, verbose=0).history["loss"][0]
+    assert loss == pytest.approx(9.0)
+
+
+def test_steps_per_execution_check_passes_without_replicas():
+    model = small_convnet()
+    model.compile("sgd", "mse", steps_per_execution=4)
+    _keras.check_steps_per_execution(model)  # one replica: allowed

@@ -6,10 +6,10 @@ The lifecycle: `wrap` → `model.fit(..., callbacks=[<method>])` → `hard_prune
 Public namespaces: `tfprune.callbacks` (the methods), `tfprune.layers`,
 `tfprune.schedules`, `tfprune.regularizers`, `tfprune.structure` (channel
 groups, surgery), `tfprune.tapering`, `tfprune.exporting`, `tfprune.models`,
-`tfprune.data`.
+`tfprune.data`, `tfprune.distribute` (multi-worker fit, backups, the launcher).
 """
 
-from tfprune import callbacks, data, exporting, layers, models, regularizers, schedules, structure
+from tfprune import callbacks, data, distribute, exporting, layers, models, regularizers, schedules, structure
 from tfprune.core.registry import KernelSpec, LayerInfo, register_layer
 from tfprune.core.sparsity import Sparsity
 from tfprune.core.wrapper import PruneWrapper

@@ -4,14 +4,17 @@
                    --sparsity 0.9 --out runs/demo
     tfprune report model.keras
     tfprune export model.keras out/model --tflite
+    tfprune launch --workers 2 -- python train.py
 
 `prune` trains the model dense, prunes it with the chosen method, hard-prunes,
 optionally retrains with the masks fixed, strips, prints the summary table
 and the accuracies, exports a SavedModel and TFLite file, and writes
 TensorBoard logs, `history.json`, `results.json` and `training.png`. Every
 output goes to a temporary folder that is renamed to `--out` at the end, so a
-failed run leaves nothing half-written. Bad arguments print one line and
-exit with code 2.
+failed run leaves nothing half-written. `launch` runs a command as local
+MultiWorkerMirroredStrategy workers (`tfprune.distribute.launch`) and exits
+with the first failing worker's code (124 on `--timeout`). Bad arguments
+print one line and exit with code 2.
 """
 
 import json
@@ -270,6 +273,18 @@ def run_export(args):
     print(tfprune.export(model, args.out, tflite=args.tflite, overwrite=args.overwrite))
 
 
+def run_launch(args):
+    from tfprune.distribute import launcher
+
+    command = list(args.worker_command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise UsageError("launch needs a command after `--`: tfprune launch --workers 2 -- python train.py")
+    check_numbers(args)
+    return launcher.launch(command, workers=args.workers, timeout=args.timeout)
+
+
 def main(argv=None):
     """Runs the command line `argv` (default `sys.argv[1:]`); returns the exit code.
 
@@ -277,7 +292,8 @@ def main(argv=None):
         argv: the arguments, without the program name.
 
     Returns:
-        0 on success, 2 (`EXIT_USAGE`) after a one-line error on stderr.
+        0 on success, 2 (`EXIT_USAGE`) after a one-line error on stderr; for
+        `launch`, the first failing worker's code (124 on timeout).
     """
     try:
         check_leading_option(argv)
@@ -290,6 +306,8 @@ def main(argv=None):
         if args.command == "prune":
             _validate_prune(args)
             run_prune(args)
+        elif args.command == "launch":
+            return run_launch(args)
         elif args.command == "report":
             run_report(args)
         else:

@@ -15,7 +15,7 @@ import sys
 from tfprune.exporting import tempdirs
 
 EXIT_USAGE = 2
-COMMANDS = ("prune", "report", "export")
+COMMANDS = ("prune", "report", "export", "launch")
 
 
 class UsageError(Exception):
@@ -74,6 +74,12 @@ def build_parser():
     e.add_argument("out", help="SavedModel directory")
     e.add_argument("--tflite", action="store_true")
     e.add_argument("--overwrite", action="store_true")
+
+    launch = sub.add_parser("launch", help="run a command as N local tf.distribute workers (TF_CONFIG set)",
+                            usage="tfprune launch [--workers N] [--timeout S] -- command ...")
+    launch.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    launch.add_argument("--timeout", type=float, default=None, help="seconds before all workers are stopped")
+    launch.add_argument("worker_command", nargs=argparse.REMAINDER, help="the command after `--`")
     return parser
 
 
@@ -93,6 +99,8 @@ NUMERIC_FLAGS = {
     "limit": ("int", 1, None, "be >= 1 (or left out for all examples)"),
     "seed": ("int", 0, 2**32 - 1, "lie in [0, 2**32 - 1]"),
     "verbose": ("int", 0, 2, "be 0, 1 or 2"),
+    "workers": ("int", 1, None, "be >= 1"),
+    "timeout": ("float", 1e-300, None, "be a finite number of seconds > 0"),
 }
 
 

@@ -104,6 +104,7 @@ class PruningCallback(keras.callbacks.Callback):
 
     def set_model(self, model):
         super().set_model(model)
+        _keras.check_steps_per_execution(model)
         self.wrappers = self.find_targets(model)
         self.attach(self.wrappers)
         reset_compiled_functions(model)
