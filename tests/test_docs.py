@@ -16,7 +16,7 @@ from conftest import REPO_ROOT
 import tfprune
 
 NAMESPACES = ["tfprune", "tfprune.callbacks", "tfprune.layers", "tfprune.schedules",
-              "tfprune.regularizers", "tfprune.models", "tfprune.data"]
+              "tfprune.regularizers", "tfprune.models", "tfprune.data", "tfprune.distribute"]
 
 
 def _api_entries():
