@@ -5,6 +5,10 @@ logits outputs, takes `num_classes`, `input_shape` and (where it makes
 sense) `width_multiplier`, and accepts `weights=` as a local file path only
 (nothing is ever downloaded). See docs/models.md for parameter and MAC
 counts and sources.
+
+The detectors' decode, NMS, targets and loss are in `tfprune.models.yolo_ops`
+(`yolo.py` holds the networks: a module named `yolov3` would be shadowed by
+the function).
 """
 
 from tfprune.models.alexnet import LocalResponseNormalization, alexnet
@@ -20,6 +24,16 @@ from tfprune.models.resnet import (
     resnet_stage_convs,
 )
 from tfprune.models.vgg import vgg16, vgg16_cifar
+from tfprune.models.yolo import (
+    TINY_ANCHORS,
+    TINY_MASKS,
+    YOLOV3_ANCHORS,
+    YOLOV3_MASKS,
+    darknet_convs,
+    load_darknet_weights,
+    yolov3,
+    yolov3_tiny,
+)
 
 __all__ = [
     "lenet5",
@@ -36,4 +50,12 @@ __all__ = [
     "resnet_stage_convs",
     "resnet18_stage_convs",
     "LocalResponseNormalization",
+    "yolov3",
+    "yolov3_tiny",
+    "load_darknet_weights",
+    "darknet_convs",
+    "YOLOV3_ANCHORS",
+    "YOLOV3_MASKS",
+    "TINY_ANCHORS",
+    "TINY_MASKS",
 ]
