@@ -7,6 +7,7 @@ sense) `width_multiplier`, and accepts `weights=` as a local file path only
 counts and sources.
 
 The detectors' decode, NMS, targets and loss are in `tfprune.models.yolo_ops`
+and `tfprune.models.ufld_ops`
 (`yolo.py` holds the networks: a module named `yolov3` would be shadowed by
 the function).
 """
@@ -23,6 +24,7 @@ from tfprune.models.resnet import (
     resnet_cifar,
     resnet_stage_convs,
 )
+from tfprune.models.ufld import TUSIMPLE_ROW_ANCHORS, ufld
 from tfprune.models.vgg import vgg16, vgg16_cifar
 from tfprune.models.yolo import (
     TINY_ANCHORS,
@@ -58,4 +60,6 @@ __all__ = [
     "YOLOV3_MASKS",
     "TINY_ANCHORS",
     "TINY_MASKS",
+    "ufld",
+    "TUSIMPLE_ROW_ANCHORS",
 ]
