@@ -13,6 +13,7 @@ the function).
 """
 
 from tfprune.models.alexnet import LocalResponseNormalization, alexnet
+from tfprune.models.coco_metrics import coco_map
 from tfprune.models.lenet import lenet5
 from tfprune.models.mobilenet import mobilenet_v2, mobilenet_v2_cifar
 from tfprune.models.resnet import (
@@ -62,4 +63,5 @@ __all__ = [
     "TINY_MASKS",
     "ufld",
     "TUSIMPLE_ROW_ANCHORS",
+    "coco_map",
 ]
