@@ -12,6 +12,7 @@ and `tfprune.models.ufld_ops`
 the function).
 """
 
+from tfprune.models import ufld_ops, yolo_ops
 from tfprune.models.alexnet import LocalResponseNormalization, alexnet
 from tfprune.models.coco_metrics import coco_map
 from tfprune.models.lenet import lenet5
