@@ -29,7 +29,7 @@ def test_yolov3_layout():
     assert [tuple(o.shape) for o in model.outputs] == [(None, 2, 2, 21), (None, 4, 4, 21),
                                                       (None, 8, 8, 21)]
     convs = yolo.darknet_convs(model)
-    assert len(convs) == 75
+    assert len(convs) == 75 and model.anchor_masks == ((6, 7, 8), (3, 4, 5), (0, 1, 2))
     assert [c.name for c in convs if c.use_bias] == ["conv58", "conv66", "conv74"]
     assert list(model.output_names) == ["conv58", "conv66", "conv74"]
     pad = model.get_layer("pad1")

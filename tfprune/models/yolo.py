@@ -119,7 +119,9 @@ def yolov3(num_classes=80, input_shape=(416, 416, 3), width_multiplier=1.0, weig
             files load with `load_darknet_weights(model, path)`.
 
     Returns:
-        A functional `keras.Model` named `"yolov3"` with three outputs.
+        A functional `keras.Model` named `"yolov3"` with three outputs;
+        `model.anchor_masks` is `YOLOV3_MASKS` (a plain attribute: `wrap`,
+        `strip` and `shrink` return new models without it).
 
     Example:
 
@@ -138,6 +140,7 @@ def yolov3(num_classes=80, input_shape=(416, 416, 3), width_multiplier=1.0, weig
     x, y2 = _head(b, _route(b, x, 256, c4), 256, out)
     _, y3 = _head(b, _route(b, x, 128, c3), 128, out)
     model = keras.Model(inputs, [y1, y2, y3], name="yolov3")
+    model.anchor_masks = YOLOV3_MASKS
     return load_weights(model, path)
 
 
