@@ -7,6 +7,11 @@ import pytest
 import tfprune
 from tfprune.models import ufld_ops
 
+# Training and deep builds XLA-compile slowly under JAX (a minute each here).
+slow_on_jax = pytest.mark.skipif(False, reason="")
+if keras.backend.backend() == "jax":
+    slow_on_jax = pytest.mark.slow
+
 YS = list(range(160, 260, 10))  # 10 h_samples
 
 
@@ -29,6 +34,7 @@ def test_counts_match_design_table():
     assert tfprune.summary(model).total_macs == pytest.approx(8.38e9, rel=0.005)
 
 
+@slow_on_jax
 def test_aux_head_and_errors():
     model = tiny(aux=True)
     assert [tuple(s) for s in model.output_shape] == [(None, 11, 8, 2), (None, 8, 20, 3)]
@@ -38,6 +44,7 @@ def test_aux_head_and_errors():
         tfprune.models.ufld(input_shape=(290, 800, 3))
 
 
+@slow_on_jax
 def test_loss_decreases_on_a_tiny_model():
     keras.utils.set_random_seed(0)
     model = tiny()

@@ -7,6 +7,11 @@ import pytest
 import tfprune
 from tfprune.models import yolo_ops
 
+# Training and deep builds XLA-compile slowly under JAX (a minute each here).
+slow_on_jax = pytest.mark.skipif(False, reason="")
+if keras.backend.backend() == "jax":
+    slow_on_jax = pytest.mark.slow
+
 ANCHORS = [(20, 30), (10, 15), (40, 40)]
 
 
@@ -86,6 +91,7 @@ def test_loss_ignores_predictions_overlapping_ground_truth():
     assert values[2] > values[0] + 9
 
 
+@slow_on_jax
 def test_loss_decreases_on_a_tiny_model():
     keras.utils.set_random_seed(0)
     model = tfprune.models.yolov3_tiny(num_classes=2, input_shape=(64, 64, 3),
