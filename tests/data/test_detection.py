@@ -43,3 +43,25 @@ def test_coco_pipeline_on_mock_data():
 def test_coco_not_prepared_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="never downloads"):
         tfprune.data.coco(data_dir=str(tmp_path))
+
+
+@pytest.mark.tf_only
+def test_coco_batches_feed_yolo_targets_in_tf_data():
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from tfprune.models import yolo_ops
+
+    anchors, masks = tfprune.models.TINY_ANCHORS, tfprune.models.TINY_MASKS
+
+    def to_targets(image, t):  # as examples/slr_yolov3_coco.py does
+        ys = tf.numpy_function(
+            lambda b, c: yolo_ops.yolo_targets(b, c, anchors, masks, (64, 64), 80, (32, 16)),
+            [t["boxes"], t["classes"]], [tf.float32] * 2)
+        return image, tuple(ys)
+
+    with tfds.testing.mock_data(num_examples=4):
+        ds = tfprune.data.coco("validation", batch_size=2, image_size=(64, 64), max_boxes=5)
+        image, (coarse, fine) = next(iter(ds.map(to_targets)))
+    assert coarse.shape == (2, 2 * 2 * 3 + 50, 85) and fine.shape == (2, 4 * 4 * 3 + 50, 85)
+    assert float(tf.reduce_sum(coarse[:, -50:, 4])) > 0  # ground-truth rows carried
