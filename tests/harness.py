@@ -78,6 +78,8 @@ PUBLIC_OBJECTS = {
     "UnitNorm": ("object", lambda: tfprune.layers.UnitNorm(axis=(0, 1, 2))),
     "HypersphericalPenalty": ("object", lambda: tfprune.regularizers.HypersphericalPenalty(0.7, keep_strength=0.1)),
     "Hyperspherical": ("callback", lambda: tfprune.callbacks.Hyperspherical(strength=2.0, update_every=2)),
+    "YoloLoss": ("object", lambda: tfprune.models.yolo_ops.YoloLoss([(10, 13), (16, 30)], (64, 96), 0.6)),
+    "UFLDLoss": ("object", lambda: tfprune.models.ufld_ops.UFLDLoss(0.5, 0.0, focal_gamma=1.0)),
 }
 
 # Callbacks that need TensorFlow to run (TensorBoard writing).

@@ -1,4 +1,5 @@
-"""Input pipelines: MNIST-family IDX files, CIFAR-10 and ImageNet via tfds;
+"""Input pipelines: MNIST-family IDX files, CIFAR-10 and ImageNet via tfds,
+TuSimple lanes from its JSON label files, COCO 2014 via tfds;
 small synthetic stand-ins for smoke runs.
 
 All loaders read local data only; none downloads. TensorFlow (tf.data) and
@@ -7,7 +8,9 @@ package is imported. The augmentation ops live in `tfprune.data.augment`.
 """
 
 from tfprune.data.cifar import cifar10
+from tfprune.data.detection import coco, letterbox
 from tfprune.data.imagenet import imagenet
+from tfprune.data.lanes import read_tusimple, tusimple, tusimple_targets
 from tfprune.data.mnist import fashion_mnist, load_idx, mnist, read_idx
 from tfprune.data.synthetic import synthetic_digits, synthetic_images
 
@@ -20,4 +23,9 @@ __all__ = [
     "imagenet",
     "synthetic_digits",
     "synthetic_images",
+    "coco",
+    "letterbox",
+    "tusimple",
+    "read_tusimple",
+    "tusimple_targets",
 ]
