@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,jax]'
+	$(PY) -m pip install -q -e '.[dev,jax,detection]'
 	touch $(STAMP)
 
 setup: $(STAMP) data

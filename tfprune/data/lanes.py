@@ -73,8 +73,10 @@ def tusimple_targets(lanes, h_samples, row_anchors=ROW_ANCHORS, griding_num=100,
         lanes: list of x lists (TuSimple layout, -2 absent).
         h_samples: the y of each x.
         row_anchors: rows in input pixels.
-        griding_num, num_lanes: the model's.
-        image_size, input_size: `(height, width)` of the image and the input.
+        griding_num: the model's number of griding cells.
+        num_lanes: the model's number of lanes.
+        image_size: `(height, width)` of the image.
+        input_size: `(height, width)` of the network input.
 
     Returns:
         An int32 array `(len(row_anchors), num_lanes)`.
@@ -118,7 +120,9 @@ def tusimple(root, split="train", batch_size=32, input_size=(288, 800), griding_
         split: `"train"`, `"test"` or a list of label files.
         batch_size: batch size; `None` or 0 for unbatched elements.
         input_size: `(height, width)` of the network input.
-        griding_num, num_lanes, row_anchors: the model's.
+        griding_num: the model's number of griding cells.
+        num_lanes: the model's number of lanes.
+        row_anchors: the model's row anchors, in input pixels.
         image_size: `(height, width)` the annotations refer to.
         shuffle: shuffle each epoch; default for "train".
         seed: shuffle seed.
