@@ -199,11 +199,12 @@ def plot(results, path):
                     es.append(e[f"{key}_delta_pt_std"] or 0.0)
             ax.bar(xs, ys, width, yerr=es, label=method, capsize=2)
         ax.axhline(0, color="k", lw=0.8)
-        ax.set_yscale("symlog", linthresh=2.0)  # the papers' rules at this budget lose 10-80 pt
+        if max(abs(e[f"{k}_delta_pt"]) for e in summary for k in ("retrain_free", "retrained")) > 10:
+            ax.set_yscale("symlog", linthresh=2.0)  # the papers' rules at the user's budget lose 10-80 pt
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(settings))], settings)
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("test accuracy − dense (pt, symlog; bars: std over seeds)")
+    axes[0].set_ylabel("test accuracy − dense (pt; bars: std over seeds)")
     axes[1].legend(fontsize=8)
     model = {"lenet5": "LeNet-5", "resnet20": "ResNet-20"}[results.get("model", "lenet5")]
     fig.suptitle(f"{model} / Fashion-MNIST, {results['budget_plotted']} budget, same epochs for every method")
