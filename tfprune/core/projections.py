@@ -138,16 +138,14 @@ def global_threshold(score_list, target):
     """
     flat = ops.concatenate([ops.reshape(s, (-1,)) for s in score_list], axis=0)
     size = flat.shape[0]
+    # The threshold is the (keep + 1)-th largest score.
     keep = _keep_count(size, target)
     if isinstance(keep, int):  # a static target: a partial sort is enough
         if keep >= size:
             return ops.cast(-1.0, flat.dtype)
         return _kth_largest(flat, keep + 1)
-    n_prune = ops.cast(size, "int32") - keep
-    ordered = ops.sort(flat)
-    index = ops.maximum(n_prune - 1, 0)
-    value = ops.take(ordered, index)
-    return ops.where(n_prune > 0, value, ops.cast(-1.0, flat.dtype))
+    value = _kth_largest(flat, ops.minimum(keep + 1, size))
+    return ops.where(keep < size, value, ops.cast(-1.0, flat.dtype))
 
 
 def global_channel_scores(scores, reduce_axes):

@@ -301,18 +301,11 @@ _register_keras(("EinsumDense",), LayerInfo(None, (KernelSpec("kernel", "out_las
 # The four projections; N:M along the model dimension (q/k/v) and key_dim
 # (output). MACs count each projection at the query's positions (exact for
 # self-attention). Per-head channel pruning is not supported yet: pinned.
-_register_keras(
-    ("MultiHeadAttention",),
-    LayerInfo(
-        None,
-        (
-            KernelSpec("query_dense.kernel", "out_last", 0, None),
-            KernelSpec("key_dense.kernel", "out_last", 0, None),
-            KernelSpec("value_dense.kernel", "out_last", 0, None),
-            KernelSpec("output_dense.kernel", "out_last", 1, None),
-        ),
-    ),
+_ATTENTION = tuple(
+    KernelSpec(f"{part}_dense.kernel", "out_last", 1 if part == "output" else 0, None)
+    for part in ("query", "key", "value", "output")
 )
+_register_keras(("MultiHeadAttention",), LayerInfo(None, _ATTENTION))
 _register_keras(("TimeDistributed",), LayerInfo(None, inner="layer"))
 _register_keras(
     ("Conv1D", "Conv2D", "Conv3D"),

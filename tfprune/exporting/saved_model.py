@@ -111,12 +111,6 @@ def check_destination(path, overwrite, what="path", flag="overwrite=True", who="
     return parent
 
 
-def _check_destination(path, overwrite):
-    parent = check_destination(path, overwrite)
-    os.makedirs(parent, exist_ok=True)
-    return parent
-
-
 def _replace(tmp, path):
     if os.path.isdir(path):
         shutil.rmtree(path)
@@ -164,12 +158,12 @@ def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"tfprune.export: model must be a keras.Model; got {type(model).__name__}.")
-    check_destination(path, overwrite)
+    parent = check_destination(path, overwrite)
     path = os.fspath(path)
     tflite_path = tflite_path_of(path) if tflite else None
     if tflite_path:
         check_destination(tflite_path, overwrite)
-    parent = _check_destination(path, overwrite)
+    os.makedirs(parent, exist_ok=True)
     model = plain_model(model)
     if fold_batch_norms:
         model = batchnorm.fold_batch_norms(model)

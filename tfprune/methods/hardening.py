@@ -74,7 +74,7 @@ def _has_channel_groups(model, wrappers):
 
 
 def check_finite(wrappers, where, cause=""):
-    """Raises `FloatingPointError` naming the first wrapper with NaN/Inf weights.
+    """Raises `FloatingPointError` listing every wrapper weight holding NaN/Inf.
 
     A projection ranks weights by magnitude; NaN ranks anywhere, so a run
     that diverged would otherwise be pruned and saved without a word.
@@ -82,7 +82,8 @@ def check_finite(wrappers, where, cause=""):
     Args:
         wrappers: the `PruneWrapper`s to check.
         where: what is checking, for the message (`"hard_prune"`).
-        cause: what was seen first, e.g. "the loss is nan at epoch 3".
+        cause: what was seen first, e.g. "the loss is nan at epoch 3"; with a
+            cause, the error is raised even when every weight is finite.
     """
     bad = {}
     for w in wrappers:

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfprune.core.registry import KernelSpec, LayerInfo, register_layer
+from tfprune.core.registry import KernelSpec, LayerInfo, register_layer, weight_variable
 
 _EPS = 1e-12
 
@@ -99,8 +99,7 @@ class HypersphericalLayer:
         )
 
     def kernel_variable(self):
-        kernel = getattr(self, "_kernel", None)
-        return kernel if isinstance(kernel, keras.Variable) else self.kernel
+        return weight_variable(self, "kernel")
 
     def enable_mean_path(self, mean):
         """Switches the mean path on with per-unit means `mean` (`recover_mean`)."""
