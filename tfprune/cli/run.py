@@ -70,6 +70,7 @@ def prepare(args):
     source = describe_model(args)
     check_out(args.out, args.overwrite)
     data = describe_data(args, want=source.input_shape, fallback=source.default_input_shape())
+    keras.utils.set_random_seed(args.seed)  # the zoo model's initial weights
     model = build_model(source, data.input_shape, data.num_classes)
     _check_model_fits(args, model)
     check_available(data, args)
