@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tfprune import cli
+from tfprune.cli import methods as cli_methods
 
 pytestmark = pytest.mark.tf_only  # The CLI trains on tf.data and exports SavedModels.
 
@@ -95,7 +96,7 @@ def test_prune_with_admm_defaults_and_flags(idx_dir, tmp_path):
     [
         (["--model", "resnet999"], "unknown --model 'resnet999'"),
         (["--method", "obd"], "unknown --method 'obd'"),
-        (["--data", "imagenet"], "unknown --data"),
+        (["--data", "no_such_data"], "unknown --data"),
         (["--sparsity", "1.5"], r"--sparsity must lie in \[0, 1\)"),
         (["--sparsity", "abc"], "invalid float value"),
         (["--granularity", "blocks"], "unknown granularity"),
@@ -131,7 +132,7 @@ def test_failure_mid_run_leaves_nothing_half_written(idx_dir, tmp_path, monkeypa
         raise RuntimeError("boom")
 
     # The method is built after dense training, inside the run's temp folder.
-    monkeypatch.setattr(cli, "_method_factories", lambda: {"magnitude": boom})
+    monkeypatch.setattr(cli_methods, "method_factories", lambda: {"magnitude": boom})
     out = str(tmp_path / "run")
     with pytest.raises(RuntimeError, match="boom"):
         cli.main(["prune", "--data-dir", idx_dir, "--out", out, "--dense-epochs", "0", "--verbose", "0"])
@@ -150,7 +151,7 @@ def test_stale_run_folder_of_a_dead_process_is_removed(idx_dir, tmp_path, monkey
     def boom(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "_method_factories", lambda: {"magnitude": boom})
+    monkeypatch.setattr(cli_methods, "method_factories", lambda: {"magnitude": boom})
     with pytest.raises(RuntimeError, match="boom"):
         cli.main(["prune", "--data-dir", idx_dir, "--out", str(tmp_path / "run"), "--dense-epochs", "0",
                   "--verbose", "0"])

@@ -9,6 +9,8 @@ groups, surgery), `tfprune.tapering`, `tfprune.exporting`, `tfprune.models`,
 `tfprune.data`, `tfprune.distribute` (multi-worker fit, backups, the launcher).
 """
 
+# First: quiets TensorFlow before Keras loads it, when this process is the `tfprune` command.
+from tfprune import _startup  # noqa: F401, I001
 from tfprune import callbacks, data, distribute, exporting, layers, models, regularizers, schedules, structure
 from tfprune.core.registry import KernelSpec, LayerInfo, register_layer
 from tfprune.core.sparsity import Sparsity

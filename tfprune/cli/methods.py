@@ -1,0 +1,133 @@
+"""The `--method` callbacks of `tfprune prune` and the checks of each method's own options.
+
+`resolve_method_options(args)` fills the options whose default depends on
+the method (`PRUNE_DEFAULTS`) and rejects an option of another method
+(`--budget` with magnitude, `--sparsity` with tapering, `--shrink` without
+channel granularity). `method_factories()` maps each name to
+`f(args, steps_per_epoch) -> callback`; `spec_of(args)` is the spec `wrap` gets.
+
+Example:
+
+```python
+resolve_method_options(args)
+callback = method_factories()[args.method](args, steps_per_epoch=100)
+```
+"""
+
+import tfprune
+from tfprune import callbacks, schedules
+from tfprune.cli.args import METHOD_NAMES, PRUNE_DEFAULTS, UsageError
+from tfprune.core import spec as spec_lib
+
+# Options that belong to one method (or group of methods): dest -> methods.
+METHOD_OPTIONS = {
+    "schedule_power": ("magnitude",),
+    "prune_every": ("magnitude",),
+    "rho": ("admm", "slr"),
+    "rho_end": ("admm", "slr"),
+    "harden": ("admm", "slr"),
+    "strength": ("hyperspherical",),
+    "ramp_fraction": ("hyperspherical",),
+    "budget": ("tapering",),
+    "taper_updates": ("tapering",),
+    "update_every": ("tapering",),
+    "gate_lr_multiplier": ("tapering",),
+    "dual_lr": ("tapering",),
+    "sparsity": ("magnitude", "admm", "slr", "hyperspherical"),
+    "granularity": ("magnitude", "admm", "slr", "hyperspherical"),
+    "scope": ("magnitude", "admm", "slr", "hyperspherical"),
+}
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _magnitude(args, steps_per_epoch):
+    end = max(1, (args.prune_epochs - 1) * steps_per_epoch)
+    frequency = args.prune_every or max(1, min(100, end // 10))
+    power = 3 if args.schedule_power is None else args.schedule_power
+    schedule = schedules.PolynomialDecay(0.0, args.sparsity, 0, end, frequency=frequency, power=power)
+    return callbacks.MagnitudePruning(schedule)
+
+
+def _proximal_arguments(args):
+    """The ADMM/SLR arguments the user gave (the rest keep the method's defaults)."""
+    given = {"rho": args.rho, "rho_end": args.rho_end, "harden": args.harden}
+    kwargs = {k: v for k, v in given.items() if v is not None}
+    if args.rho_end is not None and args.rho_end <= 0:  # --rho-end 0: constant ρ
+        kwargs["rho_end"] = None
+    return kwargs
+
+
+def _hyperspherical(args, steps_per_epoch):
+    fraction = 0.5 if args.ramp_fraction is None else args.ramp_fraction
+    strength = 1.0 if args.strength is None else args.strength
+    return callbacks.Hyperspherical(strength=strength,
+                                    ramp_steps=max(1, int(args.prune_epochs * steps_per_epoch * fraction)))
+
+
+def taper_schedule(args, steps_per_epoch):
+    """`(update_every, taper_updates)`: about 10 updates over the pruning epochs, the taper done at 3/4."""
+    total = max(1, args.prune_epochs * steps_per_epoch)
+    every = args.update_every or max(1, total // 10)
+    updates = args.taper_updates or max(1, (3 * (total // every)) // 4)
+    return every, updates
+
+
+def _tapering(args, steps_per_epoch):
+    every, updates = taper_schedule(args, steps_per_epoch)
+    dual_lr = 5.0 if args.dual_lr is None else args.dual_lr
+    return callbacks.BudgetTapering(taper_epochs=updates, update_every=every, dual_lr=dual_lr)
+
+
+def method_factories():
+    """Method name → `f(args, steps_per_epoch) -> callback`."""
+    return {
+        "magnitude": _magnitude,
+        "admm": lambda args, steps: callbacks.ADMM(**_proximal_arguments(args)),
+        "slr": lambda args, steps: callbacks.SLR(**_proximal_arguments(args)),
+        "hyperspherical": _hyperspherical,
+        "tapering": _tapering,
+    }
+
+
+def spec_of(args):
+    """The spec `tfprune.wrap` gets: a `Budget` for tapering, else a `Sparsity`."""
+    if args.method == "tapering":
+        return tfprune.Budget(args.budget, gate_lr_multiplier=args.gate_lr_multiplier or 10.0)
+    n_m = args.granularity.count(":")
+    return tfprune.Sparsity(None if n_m else args.sparsity, granularity=args.granularity, scope=args.scope)
+
+
+def resolve_method_options(args):
+    """Checks the method and its options; fills the method-dependent defaults into `args`.
+
+    Args:
+        args: the parsed `prune` arguments (changed in place).
+    """
+    if args.method not in METHOD_NAMES:
+        raise UsageError(f"unknown --method {args.method!r}; choose from {list(METHOD_NAMES)}")
+    for name, methods in METHOD_OPTIONS.items():
+        if getattr(args, name) is not None and args.method not in methods:
+            hint = " (it prunes channels to a MAC budget: use --budget)" if args.method == "tapering" else ""
+            raise UsageError(f"{_flag(name)} does not apply to --method {args.method}{hint}; it is an option of "
+                             f"--method {' / '.join(methods)}")
+    for name, default in PRUNE_DEFAULTS.items():
+        if getattr(args, name) is None and args.method in METHOD_OPTIONS[name]:
+            setattr(args, name, default)
+    if args.method != "tapering":
+        try:
+            spec_lib.parse_granularity(args.granularity)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        if args.scope not in spec_lib.SCOPES:
+            raise UsageError(f"--scope must be 'layer' or 'global'; got {args.scope!r}")
+        if args.shrink and args.granularity != "channel":
+            raise UsageError(f"--shrink removes pruned channels, so it needs --granularity channel (or --method "
+                             f"tapering); got --granularity {args.granularity}")
+    if args.method in ("admm", "slr"):
+        try:  # the method's own checks, before any data is loaded
+            method_factories()[args.method](args, 1)
+        except ValueError as err:
+            raise UsageError(f"{err} (set by --rho / --rho-end / --harden)") from None

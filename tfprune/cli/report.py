@@ -1,0 +1,125 @@
+"""The end of `tfprune prune`: latency of the exports, `results.json`, and the one-screen report.
+
+`measure` times the exported SavedModel against the dense one (batch 1,
+interleaved, median of `repeats`, `tfprune.exporting.measure_latency`);
+`results_dict` gathers everything `results.json` holds; `print_report`
+prints it in one screen: the summary table (or its totals, for models of
+more than `MAX_TABLE_LAYERS` layers), accuracies, MACs, parameters, sizes
+on disk and latency.
+
+Example:
+
+```python
+latency = measure(dense_export, exported, repeats=10)
+print_report(results, tfprune.summary(final), "runs/x")
+```
+"""
+
+import os
+
+from tfprune import exporting
+
+MAX_TABLE_LAYERS = 24
+
+
+def measure(dense_export, exported, repeats):
+    """`{"dense_ms", "pruned_ms", "speedup", ...}` at batch 1, or None when `repeats` is 0."""
+    if not repeats or dense_export is None:
+        return None
+    dense, pruned = exporting.measure_latency([dense_export.saved_model, exported.saved_model], batch_size=1,
+                                              repeats=repeats, warmup=2)
+    return {"batch_size": 1, "repeats": repeats, "dense_ms": 1e3 * dense, "pruned_ms": 1e3 * pruned,
+            "speedup": dense / pruned if pruned else None}
+
+
+def _sizes(result, work):
+    if result is None:
+        return None
+    return {k: os.path.relpath(v, work) if isinstance(v, str) else v for k, v in vars(result).items()}
+
+
+def results_dict(args, plan, acc, dense_report, before_shrink, final_report, work, exported, dense_export,
+                 latency, logits, seconds):
+    """Everything `results.json` holds (see docs/cli.md)."""
+    tapering = args.method == "tapering"
+    return {
+        "model": args.model,
+        "data": args.data,
+        "method": args.method,
+        "input_shape": list(plan.data_source.input_shape),
+        "num_classes": plan.data_source.num_classes,
+        "from_logits": logits,
+        "target_sparsity": None if tapering else float(args.sparsity),
+        "budget": args.budget if tapering else None,
+        "granularity": args.granularity,
+        "scope": args.scope,
+        "shrunk": bool(tapering or args.shrink),
+        "dense_accuracy": acc["dense"],
+        "hard_pruned_accuracy": acc["hard_pruned"],
+        "retrained_accuracy": acc["retrained"],
+        "shrunk_accuracy": acc["shrunk"],
+        "macs": {
+            "dense": dense_report.total_macs,
+            "pruned_effective": (before_shrink or final_report).total_effective_macs,
+            "after_shrink": final_report.total_macs if (tapering or args.shrink) else None,
+        },
+        "params": {"dense": dense_report.total_params, "final": final_report.total_params,
+                   "final_nonzeros": final_report.total_nonzeros},
+        "summary": final_report.to_dict(),
+        "summary_before_shrink": before_shrink.to_dict() if before_shrink is not None else None,
+        "export": _sizes(exported, work),
+        "dense_export": _sizes(dense_export, work),
+        "latency": latency,
+        "seconds": round(seconds, 1),
+    }
+
+
+def _mb(n):
+    return f"{n / 1e6:.2f} MB"
+
+
+def _si(n):
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.2f}{unit}"
+    return str(n)
+
+
+def print_report(results, final_report, out):
+    """Prints the one-screen report of a finished run."""
+    layers = len(final_report.to_dict().get("layers", []))
+    if layers <= MAX_TABLE_LAYERS:
+        print(final_report)
+    else:
+        print(f"({layers} layers; the table: tfprune report {out}/model.keras)")
+    print(f"dense accuracy:        {results['dense_accuracy']:.4f}")
+    print(f"after hard prune:      {results['hard_pruned_accuracy']:.4f}")
+    if results["retrained_accuracy"] is not None:
+        print(f"after {'fine-tune' if results['method'] == 'tapering' else 'masked retrain'}:  "
+              f"{results['retrained_accuracy']:.4f}")
+    if results["shrunk_accuracy"] is not None:
+        print(f"after shrink:          {results['shrunk_accuracy']:.4f}")
+    macs, params, summary = results["macs"], results["params"], results["summary"]
+    line = f"MACs {_si(macs['dense'])} dense -> {_si(macs['pruned_effective'])} effective"
+    if macs["after_shrink"] is not None:
+        line += f" -> {_si(macs['after_shrink'])} after shrink ({macs['after_shrink'] / macs['dense']:.1%})"
+    print(line)
+    print(f"params {params['dense']:,} dense -> {params['final']:,} ({params['final_nonzeros']:,} nonzero); "
+          f"sparsity {summary['sparsity']:.2%}")
+    sizes, dense = results["export"], results["dense_export"]
+    line = f"SavedModel {_mb(sizes['saved_model_bytes'])} ({_mb(sizes['saved_model_gzip_bytes'])} gzipped)"
+    if dense:
+        line += f" vs dense {_mb(dense['saved_model_bytes'])} ({_mb(dense['saved_model_gzip_bytes'])} gzipped)"
+    if sizes.get("tflite"):
+        line += f"; TFLite {_mb(sizes['tflite_bytes'])} ({_mb(sizes['tflite_gzip_bytes'])} gzipped)"
+    print(line)
+    latency = results["latency"]
+    if latency:
+        print(f"latency (batch 1, median of {latency['repeats']}): {latency['pruned_ms']:.3f} ms vs dense "
+              f"{latency['dense_ms']:.3f} ms ({latency['speedup']:.2f}x)")
+    final = results["retrained_accuracy"] if results["retrained_accuracy"] is not None else \
+        results["hard_pruned_accuracy"]
+    if results["shrunk_accuracy"] is not None:
+        final = results["shrunk_accuracy"]
+    print(f"accuracy change: {100 * (final - results['dense_accuracy']):+.2f} pt; outputs in {out}/ "
+          "(model.keras, saved_model/, training.png, results.json, config.toml, logs/)")
