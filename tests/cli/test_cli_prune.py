@@ -152,6 +152,8 @@ ERRORS = [  # (id, argv(files), message)
      r"--sparsity does not apply to --method tapering \(it prunes channels to a MAC budget: use --budget\)"),
     ("unknown data", lambda f: ["--data", "no_such_dataset_xyz"],
      r"unknown --data 'no_such_dataset_xyz': not a built-in \(fashion_mnist, mnist, cifar10, imagenet\).*--data DIR"),
+    ("data path missing", lambda f: ["--data", os.path.join(f["root"], "photos")], r"is not a directory; pass a "
+                                                                                   "directory of images"),
     ("image dir without classes", lambda f: ["--data", _empty_images(f)], r"without at least 2 class folders"),
     ("detector", lambda f: ["--model", "yolov3_tiny"], r"--model yolov3_tiny is an object detector"),
     ("width of a file", lambda f: ["--model", f["cnn"], "--width", "0.5"], r"--width applies to zoo models only"),

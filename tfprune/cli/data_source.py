@@ -155,6 +155,9 @@ def describe_data(args, want, fallback=(224, 224, 3)):
         return DataSource("imagenet", "imagenet", shape, 1000)
     if os.path.isdir(args.data):
         return _describe_images(args, want, size, fallback)
+    if os.sep in args.data or os.path.exists(args.data):
+        raise UsageError(f"--data {args.data!r} is not a directory; pass a directory of images in class folders "
+                         f"(DIR/<class>/<image>.png) or a dataset name ({', '.join(BUILT_IN)}, or a tfds name)")
     return _describe_tfds(args, want, size, fallback)
 
 
