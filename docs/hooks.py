@@ -1,7 +1,10 @@
-"""mkdocs hook: publishes the benchmark PNGs (benchmarks/results/*.png) with the site.
+"""mkdocs hook: publishes the benchmark PNGs (benchmarks/results/*.png) with the site,
+and points links to the example scripts at the repository.
 
 The figures stay where the benchmarks write them; docs/benchmarks.md links
-them as `benchmarks/results/<name>.png`.
+them as `benchmarks/results/<name>.png`. docs/examples.md links the scripts
+as `../examples/<name>.py` (right on GitHub); on the site those become links
+to the file in the repository (`repo_url`).
 """
 
 import glob
@@ -23,4 +26,6 @@ def on_page_markdown(markdown, page, config, files):
     point out of the docs folder; on the site the figures sit at the root's
     `benchmarks/results/`."""
     depth = page.file.src_uri.count("/")
-    return markdown.replace("../" * (depth + 1) + "benchmarks/results/", "../" * depth + "benchmarks/results/")
+    markdown = markdown.replace("../" * (depth + 1) + "benchmarks/results/", "../" * depth + "benchmarks/results/")
+    examples = config["repo_url"].rstrip("/") + "/blob/main/examples/"
+    return markdown.replace("](" + "../" * (depth + 1) + "examples/", "](" + examples)

@@ -11,8 +11,16 @@ training, then strip and save.
     python examples/hyperspherical_mobilenetv2.py --epochs 100
     python examples/hyperspherical_mobilenetv2.py --smoke   # seconds, synthetic data
 
-`--smoke`: ~30 s on 2 CPU cores. Full run: CIFAR-10 prepared for tfds and a
-GPU; not run here. Writes `<out>/results.json` and `<out>/pruned.keras`.
+Writes `<out>/results.json` and `<out>/pruned.keras`.
+
+Gallery (docs/examples.md):
+
+Shows: Hyperspherical pruning of MobileNetV2 (CIFAR variant) at 70 %, all but the first
+    conv: convert, prune on the fly, recover the mean, fine-tune, strip.
+Smoke: `python examples/hyperspherical_mobilenetv2.py --smoke`: 118 s measured (2 shared
+    CPU cores, load average ≤ 1.0).
+Full run: not run here (needs CIFAR-10 prepared for tfds and a GPU). The paper reports a
+    3.5 % drop at 70 % where magnitude pruning loses 7–10 % (its numbers, not ours).
 """
 
 import argparse

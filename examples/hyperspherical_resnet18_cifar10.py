@@ -10,9 +10,17 @@ batches), evaluate, strip and save a plain `.keras` file.
     python examples/hyperspherical_resnet18_cifar10.py --epochs 100
     python examples/hyperspherical_resnet18_cifar10.py --smoke   # seconds, synthetic data
 
-`--smoke`: ~15 s on 2 CPU cores. Full run: needs CIFAR-10 prepared for tfds
-and a GPU (a ResNet-18-CIFAR epoch is ~16 min on 2 CPU cores); not run here.
 Writes `<out>/results.json` and `<out>/pruned.keras`.
+
+Gallery (docs/examples.md):
+
+Shows: Hyperspherical pruning of ResNet-18 on CIFAR-10 at 50 % without fine-tuning:
+    convert, prune on the fly, recover the mean, strip.
+Smoke: `python examples/hyperspherical_resnet18_cifar10.py --smoke`: 38 s measured (2
+    shared CPU cores, load average ≤ 1.0).
+Full run: not run here (needs CIFAR-10 prepared for tfds and a GPU; an epoch is ~16 min
+    on 2 CPU cores). The paper reports a 0.47 % drop at 50 % with no fine-tuning (its
+    number, not ours).
 """
 
 import argparse

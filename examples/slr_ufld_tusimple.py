@@ -11,6 +11,15 @@ lanes → TuSimple accuracy / FP / FN → export.
 TuSimple is read from its official layout (`tfprune.data.tusimple`: the
 `label_data_*.json` files and `clips/`; train on "train", score on
 "test"). Writes `<out>/results.json` and the shrunk SavedModel `<out>/model`.
+
+Gallery (docs/examples.md):
+
+Shows: SLR channel pruning of UFLD (ResNet-18 lane detector), shrink, lane decoding and
+    the TuSimple accuracy / FP / FN metric, SavedModel export.
+Smoke: `python examples/slr_ufld_tusimple.py --smoke`: 33 s measured (2 shared CPU
+    cores, load average ≤ 1.0).
+Full run: not run here (needs the TuSimple data set and a GPU). The SLR paper prunes
+    UFLD on TuSimple (its setting; no figure in DESIGN.md).
 """
 
 import argparse

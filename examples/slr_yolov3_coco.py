@@ -12,6 +12,15 @@ validation images → export. Start from darknet weights with
 COCO comes from `tfprune.data.coco` (tfds `coco/2014`, prepared beforehand;
 the TensorFlow backend). mAP is computed in letterboxed input pixels.
 Writes `<out>/results.json` and the shrunk SavedModel `<out>/model`.
+
+Gallery (docs/examples.md):
+
+Shows: SLR channel pruning of YOLOv3 / YOLOv3-tiny, shrink, COCO mAP with pycocotools,
+    SavedModel export.
+Smoke: `python examples/slr_yolov3_coco.py --smoke`: 26 s measured (2 shared CPU cores,
+    load average ≤ 1.0).
+Full run: not run here (needs COCO 2014 prepared for tfds, darknet weights and a GPU).
+    The SLR paper prunes YOLOv3 on COCO 2014 (its setting; no figure in DESIGN.md).
 """
 
 import argparse

@@ -11,6 +11,16 @@ Measured: 92.00 % test accuracy on Fashion-MNIST after 30 epochs (above
 
 Writes `<out>/lenet5.weights.h5` (load it with
 `tfprune.models.lenet5(weights=path)`) and `<out>/results.json`.
+
+Gallery (docs/examples.md):
+
+Shows: The dense LeNet-5 baseline on Fashion-MNIST or MNIST (the starting point of the
+    LeNet-5 pruning recipes).
+Smoke: `python examples/train_lenet5.py --smoke`: 10 s measured (2 shared CPU cores,
+    load average ≤ 1.0).
+Full run: `python examples/train_lenet5.py`: 92.00 % Fashion-MNIST test accuracy after
+    30 epochs (≥ 90.5 % from epoch 11), 1,415 s on a shared 2-core CPU (docs/models.md,
+    Dense baselines).
 """
 
 import argparse

@@ -9,6 +9,14 @@ Nesterov 0.9, lr 0.1 cosine, weight decay 5e-4, batch 128, crop + flip,
     python examples/train_vgg16_cifar10.py --smoke        # seconds, mocked data
 
 Writes `<out>/vgg16_cifar.weights.h5` and `<out>/results.json`.
+
+Gallery (docs/examples.md):
+
+Shows: The dense VGG-16 (CIFAR variant, with BN) baseline.
+Smoke: `python examples/train_vgg16_cifar10.py --smoke`: 20 s measured (2 shared CPU
+    cores, load average ≤ 1.0).
+Full run: not run here (needs CIFAR-10 prepared for tfds and a GPU). ~93.5–94 % top-1 is
+    the published figure for this recipe, not measured here.
 """
 
 import os
