@@ -105,7 +105,10 @@ def method_callback(method, final, steps_per_epoch, epochs, args):
         # The paper: 30 iterations (5,000 steps of batch 50 each on 60k images).
         every = max(1, epochs * steps_per_epoch // 30) if args.budget == "paper" else "epoch"
         rho = 1e-4 if args.budget == "paper" else 1e-3
-        return tfprune.callbacks.ADMM(rho=rho, rho_end=None, update_every=every)
+        # The paper fixes the masks only after its last iteration: no hardening
+        # inside the 125 epochs at the paper budget (harden=0).
+        harden = 0.0 if args.budget == "paper" else 0.3
+        return tfprune.callbacks.ADMM(rho=rho, rho_end=None, update_every=every, harden=harden)
     if method == "slr_paper":
         return tfprune.callbacks.SLR(rho=0.1, M=300, r=0.1, s0=0.01, rho_end=None,
                                      update_every="epoch", harden=0.0)
@@ -246,8 +249,13 @@ def main(argv=None):
     name = (f"admm_slr{'_paper' if args.budget == 'paper' else ''}"
             f"{'' if args.model == 'lenet5' else '_' + args.model}{'_quick' if args.quick else ''}")
     path = os.path.join(args.out, name + ".json")
-    results = common.read_json(path) or {"runs": []}
-    results["run_info"] = results.get("run_info", []) + [common.run_info(argv)]
+    start_info = common.run_info(argv)
+
+    def add_run_info(results):
+        results["run_info"] = results.get("run_info", []) + [start_info]
+        return results
+
+    common.update_json(path, add_run_info, empty=lambda: {"runs": []})
     data = common.fashion_mnist_arrays(args.limit)
     x, y, xt, yt = data
     for seed in args.seeds:
@@ -278,16 +286,21 @@ def main(argv=None):
                            limit=args.limit, seconds=time.time() - start)
                 if reused:
                     row["reused_from"] = reused
-                results["runs"] = [r for r in results["runs"] if (r["budget"], r["setting"], r["method"], r["seed"])
-                                   != (args.budget, setting, method, seed)] + [row]
-                results["summary"] = summarise(results["runs"])
-                results["budget_plotted"] = args.budget
-                results["model"] = args.model
-                common.write_json(results, path)
+                row["run"] = common.run_record(start_info, seed)
+
+                def add_row(results, row=row, key=(args.budget, setting, method, seed)):
+                    results["runs"] = [r for r in results["runs"]
+                                       if (r["budget"], r["setting"], r["method"], r["seed"]) != key] + [row]
+                    results["summary"] = summarise(results["runs"])
+                    results["budget_plotted"] = args.budget
+                    results["model"] = args.model
+                    return results
+
+                results = common.update_json(path, add_row, empty=lambda: {"runs": []})
                 print(f"{setting:5s} {method:11s} x{row['compression']:6.1f}  retrain-free "
                       f"{row['retrain_free_accuracy']:.4f}  retrained {row['retrained_accuracy']:.4f}"
                       f"  ({row['seconds']:.0f} s)", flush=True)
-    plot(results, os.path.join(args.out, name + ".png"))
+    plot(common.read_json(path), os.path.join(args.out, name + ".png"))
     print(f"wrote {path} and .png")
 
 

@@ -1,5 +1,7 @@
 """Shared pieces of the benchmarks: data, timing, results files."""
 
+import contextlib
+import fcntl
 import json
 import os
 import statistics
@@ -76,6 +78,42 @@ def run_info(argv=None):
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "load_average_1_5_15": list(os.getloadavg())},
     }
+
+
+def run_record(start_info, seed=None):
+    """One row's record of the run that produced it: `run_info()` taken when
+    the run started, plus the load when the row was written and the seed."""
+    record = dict(start_info)
+    record["machine"] = dict(start_info["machine"])
+    record["machine"]["load_average_1_5_15_at_end"] = list(os.getloadavg())
+    record["finished"] = __import__("datetime").datetime.now(
+        __import__("datetime").timezone.utc).isoformat(timespec="seconds")
+    if seed is not None:
+        record["seed"] = seed
+    return record
+
+
+@contextlib.contextmanager
+def locked(path):
+    """An exclusive lock on `path` + ".lock" (held across read-merge-write so
+    that two benchmark processes writing one result file never lose a row)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def update_json(path, update, empty=None):
+    """Re-reads `path` under the lock, applies `update(data) -> data` and writes
+    it atomically. Rows written meanwhile by another process are kept."""
+    with locked(path):
+        data = read_json(path) or (empty() if callable(empty) else dict(empty or {}))
+        data = update(data)
+        write_json(data, path)
+        return data
 
 
 def save_figure(fig, path):
