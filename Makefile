@@ -7,7 +7,11 @@ FMNIST  := /usr/share/datasets/fashion-mnist
 # Keep the 2-core CI machine responsive: TF's own thread pools.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup data demo lint docs test test-tf test-jax test-slow bench clean
+# Tests run on both cores (pytest-xdist); `make test N=0` runs them in one process.
+N       ?= 2
+XDIST   := $(if $(filter 0,$(N)),,-n $(N) --dist loadgroup)
+
+.PHONY: setup data demo lint docs test test-tf test-jax test-slow test-all bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,14 +50,19 @@ docs: setup
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 test-tf: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 # The backend-agnostic core again under JAX (TF-only tests are skipped).
 test-jax: setup
-	KERAS_BACKEND=jax $(PY) -m pytest -q -m "not slow and not tf_only"
+	KERAS_BACKEND=jax $(PY) -m pytest -q $(XDIST) -m "not slow and not tf_only"
 
+# The slow tests, on both backends (CI runs them after `make test`).
 test-slow: setup
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q $(XDIST) -m slow
+	KERAS_BACKEND=jax $(PY) -m pytest -q $(XDIST) -m "slow and not tf_only"
+
+# Everything CI runs: lint, docs, the default suite on both backends, then the slow tests.
+test-all: test test-slow
 
 bench: setup
 	$(PY) -m pip install -q -e '.[bench]'

@@ -13,7 +13,6 @@ from tfprune import data
 mnist_lib = importlib.import_module("tfprune.data.mnist")  # `data.mnist` is the loader
 
 FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
-HAVE_FMNIST = os.path.isfile(os.path.join(FMNIST_DIR, "t10k-images-idx3-ubyte.gz"))
 
 
 def write_idx(path, array, compress):
@@ -116,7 +115,6 @@ def test_keras_cache_fallback(tmp_path, monkeypatch, idx_dir):
     assert x.shape == (4, 28, 28, 1) and list(y) == [0, 1, 2, 3]
 
 
-@pytest.mark.skipif(not HAVE_FMNIST, reason="dataset-fashion-mnist not installed")
 def test_real_fashion_mnist_numpy():
     x, y = data.fashion_mnist("test", as_numpy=True, shuffle=False)
     assert x.shape == (10000, 28, 28, 1) and y.shape == (10000,)
@@ -125,7 +123,6 @@ def test_real_fashion_mnist_numpy():
 
 
 @pytest.mark.tf_only
-@pytest.mark.skipif(not HAVE_FMNIST, reason="dataset-fashion-mnist not installed")
 def test_real_fashion_mnist_dataset():
     import tensorflow as tf
 
