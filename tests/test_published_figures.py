@@ -4,7 +4,6 @@ and the examples' headers equals what benchmarks/render.py computes from
 benchmarks/results/*.json."""
 
 import os
-import re
 import sys
 
 import pytest

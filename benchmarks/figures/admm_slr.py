@@ -136,6 +136,16 @@ def admm_slr_paper_row(method):
             f"{_acc(runs, 'retrained')} retrained, against its {num(100 * runs[0]['dense_accuracy'])}% dense start")
 
 
+@figure("admm_slr_paper.short")
+def admm_slr_paper_short(method):
+    """A paper-budget row's retrained accuracy, short enough for a docstring line."""
+    runs = _runs("admm_slr_paper", PAPER_ROWS[method][0], method)
+    if not runs:
+        return NOT_RUN
+    delta = statistics.mean(_deltas(runs, "retrained"))
+    return f"retrained {num(delta, sign=True)} pt ({num(100 * runs[0]['retrained_accuracy'])}%)"
+
+
 @figure("admm_slr_paper.lead")
 def admm_slr_paper_lead(a, b):
     """`a` against `b` at the paper budget, both keys, or "not yet run"."""

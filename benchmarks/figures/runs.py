@@ -20,7 +20,7 @@ def run_record(name):
     for info in _infos(name):
         if "provenance" in info:
             return ("not recorded by the run (the file predates run records); its `run_info` was added "
-                    f"later from this README: `{info['command']}`, {info['date']}, load: "
+                    f"later from benchmarks/results/README.md: `{info['command']}`, {info['date']}, load: "
                     f"{info['machine'].get('load', 'not recorded')}")
         machine = info.get("machine", {})
         text = f"`{info['command']}` ({info['date']}"
