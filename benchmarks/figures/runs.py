@@ -230,3 +230,31 @@ def detectors_closer_to_truth(kind):
 @figure("detectors.seconds")
 def detectors_seconds():
     return f"{load('detectors')['seconds']:.0f} s"
+
+
+@figure("structured.table")
+def structured_table():
+    """Fine-tuned accuracy (%) per model and budget, the best of a row in bold."""
+    runs = load("structured")["runs"]
+    names = {"vgg16_cifar": "VGG-16-CIFAR", "resnet18_cifar": "ResNet-18-CIFAR"}
+    rows = []
+    for m, b in dict.fromkeys((r["model"], r["budget"]) for r in runs):
+        accs = [next(r["accuracy"] for r in runs if (r["model"], r["budget"], r["method"]) == (m, b, meth))
+                for meth in STRUCTURED_METHODS]
+        rows.append([f"{names.get(m, m)}, {num(100 * b, 0)}%"]
+                    + [f"**{num(100 * a)}**" if a == max(accs) else num(100 * a) for a in accs])
+    return table(["model, budget", "tapering", "gradual channel magnitude", "one-shot channel magnitude"], rows)
+
+
+@figure("structured.recalibration_gain")
+def structured_recalibration_gain(method):
+    """What BN recalibration added before the fine-tune (points, min–max over the runs of `method`)."""
+    return span([100 * (r["accuracy_before_finetune"] - r["accuracy_pruned_stale_bn"])
+                 for r in load("structured")["runs"] if r["method"] == method], 1)
+
+
+@figure("structured.recalibration")
+def structured_recalibration(model, method, budget):
+    r = next(r for r in load("structured")["runs"]
+             if (r["model"], r["method"], r["budget"]) == (model, method, float(budget)))
+    return f"from {num(100 * r['accuracy_pruned_stale_bn'], 1)}% to {num(100 * r['accuracy_before_finetune'], 1)}%"
