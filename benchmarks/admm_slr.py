@@ -184,13 +184,19 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    summary = [s for s in results["summary"] if s["budget"] == results["budget_plotted"]]
+    # From the runs, not the stored summary: a row relabelled by hand shows under its label.
+    summary = [s for s in summarise(results["runs"]) if s["budget"] == results["budget_plotted"]]
     settings = [s for s in SETTINGS if any(e["setting"] == s for e in summary)]
     methods = sorted({e["method"] for e in summary})
     if not settings:
         return
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     width = 0.8 / len(methods)
+
+    def seeds(setting):  # the seed counts of a setting's rows, e.g. "3 seeds" or "1-3 seeds"
+        counts = sorted({len(e["seeds"]) for e in summary if e["setting"] == setting})
+        return f"{counts[0]}{'' if len(counts) == 1 else f'-{counts[-1]}'} seed{'s' if counts[-1] > 1 else ''}"
+
     for ax, key, title in zip(axes, ("retrain_free", "retrained"), ("retrain-free", "after masked retraining")):
         for j, method in enumerate(methods):
             xs, ys, es = [], [], []
@@ -199,15 +205,22 @@ def plot(results, path):
                 if e:
                     xs.append(i + j * width)
                     ys.append(e[f"{key}_delta_pt"])
-                    es.append(e[f"{key}_delta_pt_std"] or 0.0)
-            ax.bar(xs, ys, width, yerr=es, label=method, capsize=2)
+                    es.append(e[f"{key}_delta_pt_std"])
+            ax.bar(xs, ys, width, label=method)
+            # An error bar only where there is a spread: a one-seed row has none.
+            spread = [(x, y, err) for x, y, err in zip(xs, ys, es) if err is not None]
+            if spread:
+                ax.errorbar([p[0] for p in spread], [p[1] for p in spread], yerr=[p[2] for p in spread],
+                            fmt="none", ecolor="k", capsize=2, lw=0.8)
         ax.axhline(0, color="k", lw=0.8)
         if max(abs(e[f"{k}_delta_pt"]) for e in summary for k in ("retrain_free", "retrained")) > 10:
             ax.set_yscale("symlog", linthresh=2.0)  # the papers' rules at the user's budget lose 10-80 pt
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(settings))], settings)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(settings))],
+                      [f"{setting}\n({seeds(setting)})" for setting in settings])
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("test accuracy − dense (pt; bars: std over seeds)")
+    axes[0].set_ylabel("test accuracy − dense (pt; mean over seeds)")
+    axes[1].set_xlabel("error bars: std over seeds, drawn only where a row has several seeds")
     axes[1].legend(fontsize=8)
     model = {"lenet5": "LeNet-5", "resnet20": "ResNet-20"}[results.get("model", "lenet5")]
     fig.suptitle(f"{model} / Fashion-MNIST, {results['budget_plotted']} budget, same epochs for every method")
@@ -296,7 +309,7 @@ def main(argv=None):
                     results["model"] = args.model
                     return results
 
-                results = common.update_json(path, add_row, empty=lambda: {"runs": []})
+                common.update_json(path, add_row, empty=lambda: {"runs": []})
                 print(f"{setting:5s} {method:11s} x{row['compression']:6.1f}  retrain-free "
                       f"{row['retrain_free_accuracy']:.4f}  retrained {row['retrained_accuracy']:.4f}"
                       f"  ({row['seconds']:.0f} s)", flush=True)

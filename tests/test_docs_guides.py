@@ -1,4 +1,4 @@
-"""The guides cannot rot: every ```python block in docs/**/*.md runs.
+"""The guides cannot rot: every ```python block in docs/**/*.md and README.md runs.
 
 A page is a tutorial: its blocks run in order in one namespace, in a fresh
 temporary working directory. Three HTML comments (hidden by the renderer)
@@ -71,8 +71,9 @@ def parse(text):
 
 
 def _pages():
+    """Pages relative to docs/; the repository's README.md is `../README.md`."""
     paths = sorted(glob.glob(os.path.join(DOCS, "**", "*.md"), recursive=True))
-    return [os.path.relpath(p, DOCS) for p in paths]
+    return [os.path.relpath(p, DOCS) for p in paths] + [os.path.join("..", "README.md")]
 
 
 def _read(page):
@@ -94,7 +95,8 @@ def _params():
 
 
 def test_the_guides_have_python_blocks():
-    for page in ["index.md", "getting_started.md", "lifecycle.md", "methods/admm.md", "methods/slr.md"]:
+    for page in ["index.md", "getting_started.md", "lifecycle.md", "methods/admm.md", "methods/slr.md",
+                 os.path.join("..", "README.md")]:
         assert page in PAGES, page
 
 
@@ -131,12 +133,13 @@ def test_guide_runs(page, full, tmp_path, monkeypatch):
             if kind == "skip" or (kind == "slow" and not full):
                 continue
             # Padding keeps the traceback's line numbers those of the page.
-            code = compile("\n" * (line - 1) + source, os.path.join("docs", page), "exec")
+            code = compile("\n" * (line - 1) + source, os.path.normpath(os.path.join("docs", page)), "exec")
             try:
                 exec(code, namespace)
             except Exception:
                 what = "the test-setup" if kind == "setup" else "the block"
-                pytest.fail(f"docs/{page}: {what} at line {line} failed ({BACKEND}):\n"
+                where = os.path.normpath(os.path.join("docs", page))
+                pytest.fail(f"{where}: {what} at line {line} failed ({BACKEND}):\n"
                             f"{traceback.format_exc()}", pytrace=False)
     finally:
         mock.patch.stopall()

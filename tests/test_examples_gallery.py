@@ -1,14 +1,20 @@
 """The examples gallery cannot drift: every examples/*.py script has the
 gallery header (what it shows, its measured --smoke time, its full run) and
-a row in docs/examples.md with the same smoke time."""
+a row in docs/examples.md with the same smoke time; a full-run figure taken
+from benchmarks/results/ is a figure block equal to its result file
+(benchmarks/render.py)."""
 
 import ast
 import glob
 import os
 import re
+import sys
 
 import pytest
 from conftest import REPO_ROOT
+
+sys.path.insert(0, os.path.join(REPO_ROOT, "benchmarks"))
+import render  # noqa: E402
 
 SCRIPTS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO_ROOT, "examples", "[!_]*.py")))
 FIELD = re.compile(r"^(Shows|Smoke|Full run): (.*?)(?=^\S|\Z)", re.M | re.S)
@@ -42,6 +48,12 @@ def test_header_says_what_it_shows_its_smoke_time_and_full_run(name):
     full = fields["Full run"]
     # Either a measured result with its source, or "not run here" with why.
     assert "not run" in full or re.search(r"\d+(\.\d+)? ?%", full), full
+    if "benchmarks/results/" in full and re.search(r"\d+(\.\d+)? ?(%|pt)", full.split("paper reports")[0]):
+        # A figure from a result file is rendered from it, and equal to it now.
+        page = f"examples/{name}.py"
+        assert render.blocks(page, root=REPO_ROOT), f"{page} cites a result file without a figure block"
+        stale = render.check([page], root=REPO_ROOT)
+        assert not stale, render.describe(stale)
     if "not run" in full and re.search(r"\d+(\.\d+)? ?%", full) and "paper" in full:
         # A number from the paper is labelled as the paper's.
         assert re.search(r"paper reports|its numbers?|published", full), full
