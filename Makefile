@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 # Tests run on both cores (pytest-xdist); `make test N=0` runs them in one process.
 N       ?= 2
-XDIST   := $(if $(filter 0,$(N)),,-n $(N) --dist loadgroup)
+XDIST   := $(if $(filter 0,$(N)),,-n $(N) --dist loadgroup) --durations=25
 
 .PHONY: setup data demo lint docs test test-tf test-jax test-slow test-all bench clean
 
