@@ -69,21 +69,6 @@ def kernel(wrapper):
     return np_(wrapper.prunable_weights[0].value)
 
 
-class Interrupt(keras.callbacks.Callback):
-    """Raises at (epoch, batch) to simulate a crash."""
-
-    def __init__(self, epoch, batch):
-        super().__init__()
-        self.epoch, self.batch, self._epoch = epoch, batch, None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self._epoch == self.epoch and batch == self.batch:
-            raise RuntimeError("interrupted")
-
-
 def in_sparsity_set(wrappers, zs):
     """True if Proj_S(Z) == Z for every wrapper (Z already in S)."""
     values = [[ops.convert_to_tensor(z) for z in zz] for zz in zs]

@@ -60,37 +60,6 @@ def test_prune_end_to_end_writes_every_output(idx_dir, tmp_path, capsys):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tfprune")]
 
 
-def test_prune_with_hyperspherical(idx_dir, tmp_path):
-    out = str(tmp_path / "hs")
-    code = cli.main([
-        "prune", "--data-dir", idx_dir, "--method", "hyperspherical", "--sparsity", "0.5", "--out", out,
-        "--dense-epochs", "0", "--prune-epochs", "2", "--retrain-epochs", "0", "--batch-size", "64",
-        "--verbose", "0", "--no-tflite",
-    ])
-    assert code == 0
-    with open(os.path.join(out, "results.json")) as f:
-        results = json.load(f)
-    # The stripped model is plain Keras; its prunable kernels are half zeros.
-    assert results["method"] == "hyperspherical"
-    assert abs(results["summary"]["sparsity"] - 0.5) < 0.01
-    assert results["hard_pruned_accuracy"] > 0.3
-
-
-def test_prune_with_admm_defaults_and_flags(idx_dir, tmp_path):
-    out = str(tmp_path / "admm")
-    code = cli.main([
-        "prune", "--data-dir", idx_dir, "--method", "admm", "--sparsity", "0.8", "--out", out,
-        "--dense-epochs", "1", "--prune-epochs", "2", "--retrain-epochs", "0", "--batch-size", "64",
-        "--rho-end", "0.5", "--harden", "0.5", "--verbose", "0", "--no-tflite",
-    ])
-    assert code == 0
-    with open(os.path.join(out, "results.json")) as f:
-        results = json.load(f)
-    assert abs(results["summary"]["sparsity"] - 0.8) < 1e-3
-    # Hardened inside fit: the hard prune after it changes nothing, accuracy holds.
-    assert results["hard_pruned_accuracy"] > 0.3
-
-
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -88,9 +88,37 @@ def test_variable_scope_follows_the_layers_strategy(mirrored_strategy):
 
 
 def test_sync_jax_state_is_safe_outside_fit():
+    calls = []
+
+    class Model:
+        jax_state_sync = staticmethod(lambda: calls.append(1))
+
+    _keras.sync_jax_state(Model())  # Keras' JAX trainer during fit: its sync runs
+    assert calls == [1]
     model = small_convnet()
-    _keras.sync_jax_state(model)  # no-op: no fit in flight (or not JAX)
-    assert model.built
+    before = [w.copy() for w in model.get_weights()]
+    _keras.sync_jax_state(model)  # no fit in flight: nothing to write, nothing changes
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sync_jax_state_makes_in_flight_values_readable_in_a_batch_callback():
+    """Under JAX a per-batch read sees stale variables without the sync."""
+
+    class ReadIterations(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            _keras.sync_jax_state(self.model)
+            self.seen.append(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    reader = ReadIterations()
+    model.fit(np.ones((16, 3)), np.zeros((16, 1)), batch_size=4, epochs=1, verbose=0, callbacks=[reader])
+    assert reader.seen == [1, 2, 3, 4]
 
 
 @pytest.mark.tf_only
@@ -122,7 +150,23 @@ def test_multi_worker_fix_defers_to_keras_without_a_multi_worker_strategy(mirror
     assert loss == pytest.approx(9.0)
 
 
+class _Strategy:
+    def __init__(self, replicas):
+        self.num_replicas_in_sync = replicas
+
+
+class _Model:
+    def __init__(self, replicas, steps):
+        self.distribute_strategy, self.steps_per_execution = _Strategy(replicas), steps
+
+
 def test_steps_per_execution_check_passes_without_replicas():
     model = small_convnet()
     model.compile("sgd", "mse", steps_per_execution=4)
-    _keras.check_steps_per_execution(model)  # one replica: allowed
+    assert _keras.check_steps_per_execution(model) is None  # one replica: allowed
+    assert _keras.check_steps_per_execution(_Model(replicas=2, steps=1)) is None  # one step: allowed
+    if keras.backend.backend() == "tensorflow":  # the same check refuses two replicas
+        with pytest.raises(ValueError, match=r"steps_per_execution=4 fails under .* 2 replicas"):
+            _keras.check_steps_per_execution(_Model(replicas=2, steps=4))
+    else:  # no tf.distribute replicas elsewhere: never refused
+        assert _keras.check_steps_per_execution(_Model(replicas=2, steps=4)) is None

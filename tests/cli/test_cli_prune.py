@@ -60,6 +60,44 @@ def test_user_keras_file_on_an_image_folder(files, tmp_path, capsys):
     assert os.path.exists(os.path.join(out, "config.toml")) and os.path.exists(os.path.join(out, "training.png"))
 
 
+# One small run per method: (flags, how far the final accuracy may fall below the dense one).
+METHOD_RUNS = {
+    "magnitude": (["--sparsity", "0.5"], 0.1),
+    "admm": (["--sparsity", "0.5", "--rho-end", "0.5", "--harden", "0.5"], 0.1),
+    "slr": (["--sparsity", "0.5"], 0.1),
+    "hyperspherical": (["--sparsity", "0.5"], 0.1),
+    "tapering": (["--budget", "0.5"], 0.1),
+}
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_RUNS))
+def test_every_method_reaches_its_target_and_keeps_the_accuracy(method, files, tmp_path):
+    """LeNet-5 (width 1/4) on the IDX stand-in: one epoch per phase. The
+    target holds in results.json and in the saved model's zeros (tapering:
+    its MACs); the final accuracy is within a few points of the dense one."""
+    flags, drop = METHOD_RUNS[method]
+    out = str(tmp_path / method)
+    code = cli.main(["prune", "--model", "lenet5", "--width", "0.25", "--data", "fashion_mnist",
+                     "--data-dir", files["idx"], "--method", method, *flags, "--out", out] + FAST)
+    assert code == 0
+    results = _results(out)
+    assert results["method"] == method
+    model = keras.saving.load_model(os.path.join(out, "model.keras"), safe_mode=True)
+    if method == "tapering":
+        dense, macs = results["macs"]["dense"], tfprune.summary(model).total_macs
+        assert macs == results["macs"]["after_shrink"] <= 0.5 * dense
+    else:
+        assert results["target_sparsity"] == 0.5
+        assert abs(results["summary"]["sparsity"] - 0.5) < 0.02  # hyperspherical: rounded per unit
+        kernels = [v.numpy() for v in model.weights if len(v.shape) >= 2]  # conv and dense kernels
+        zeros = sum(int((k == 0).sum()) for k in kernels) / sum(k.size for k in kernels)
+        assert zeros == pytest.approx(results["summary"]["sparsity"], abs=1e-3)
+    final = next(results[k] for k in ("shrunk_accuracy", "retrained_accuracy", "hard_pruned_accuracy")
+                 if results[k] is not None)
+    assert results["dense_accuracy"] > 0.6  # the dense model learned: the comparison means something
+    assert final >= results["dense_accuracy"] - drop, results
+
+
 def test_zoo_model_on_an_image_folder_resized(files, tmp_path):
     out = str(tmp_path / "run")
     code = cli.main(["prune", "--model", "lenet5", "--width", "0.25", "--data", files["images"],

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import small_convnet, to_numpy, toy_data
+from contract import Interrupt
 
 import tfprune
 from tfprune.distribute import BackupAndRestore, backup_dir, worker_name
@@ -20,16 +21,6 @@ def test_backup_dir_is_per_worker_from_tf_config(monkeypatch, tmp_path):
     assert backup_dir(tmp_path) == str(tmp_path / "worker-1")
     with pytest.raises(ValueError, match="empty base folder"):
         backup_dir(" ")
-
-
-class Interrupt(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 def _model():
@@ -51,12 +42,23 @@ def _weights(model):
     return {v.path: to_numpy(v.value) for v in model.weights}
 
 
+class _Weights(keras.callbacks.Callback):
+    """Records the weights at the start of `fit` (after a restore listed before
+    it) and at each epoch end."""
+
+    def on_train_begin(self, logs=None):
+        self.at_begin, self.at_epoch_end = _weights(self.model), {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.at_epoch_end[epoch] = _weights(self.model)
+
+
 def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path):
     reference = _model()
     _fit(reference, [])
     model = _model()
     with pytest.raises(KeyboardInterrupt):
-        _fit(model, [BackupAndRestore(tmp_path), Interrupt(2)])
+        _fit(model, [BackupAndRestore(tmp_path), Interrupt(2, error=KeyboardInterrupt)])
     index = json.loads((tmp_path / "worker-0" / "latest.json").read_text())
     assert [b["epoch"] for b in index["backups"]] == [1, 2]
     model = _model()
@@ -69,9 +71,10 @@ def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path):
 
 
 def test_a_torn_backup_is_skipped(tmp_path):
-    model = _model()
+    model, first = _model(), _Weights()
     with pytest.raises(KeyboardInterrupt):
-        _fit(model, [BackupAndRestore(tmp_path, delete_checkpoint=False), Interrupt(2)])
+        _fit(model, [BackupAndRestore(tmp_path, delete_checkpoint=False), first,
+                     Interrupt(2, error=KeyboardInterrupt)])
     folder = tmp_path / "worker-0"
     # A kill during the epoch-3 save: a half-written temporary folder, and (had
     # the index been written first) an index entry whose folder never appeared.
@@ -81,9 +84,15 @@ def test_a_torn_backup_is_skipped(tmp_path):
     index = json.loads((folder / "latest.json").read_text())
     index["backups"].append({"epoch": 3, "dir": "epoch-3"})
     (folder / "latest.json").write_text(json.dumps(index))
-    model = _model()
-    history = _fit(model, [BackupAndRestore(tmp_path)])
+    model, second = _model(), _Weights()
+    history = _fit(model, [BackupAndRestore(tmp_path), second])
     assert len(history.history["loss"]) == 2  # resumed after epoch 2, the last complete backup
+    # The restored weights are exactly those of epoch 2 (index 1), not epoch 1's or fresh ones.
+    good, older = first.at_epoch_end[1], first.at_epoch_end[0]
+    assert second.at_begin.keys() == good.keys()
+    for path, value in second.at_begin.items():
+        np.testing.assert_array_equal(value, good[path], err_msg=path)
+    assert any(not np.array_equal(good[p], older[p]) for p in good)  # epoch 2 moved on from epoch 1
 
 
 @pytest.mark.tf_only
@@ -95,7 +104,7 @@ def test_resume_under_mirrored_strategy(mirrored_strategy, tmp_path):
     with mirrored_strategy.scope():
         model = _model()
     with pytest.raises(KeyboardInterrupt):
-        _fit(model, [BackupAndRestore(tmp_path), Interrupt(3)])
+        _fit(model, [BackupAndRestore(tmp_path), Interrupt(3, error=KeyboardInterrupt)])
     with mirrored_strategy.scope():
         model = _model()
     assert len(_fit(model, [BackupAndRestore(tmp_path)]).history["loss"]) == 1

@@ -95,10 +95,70 @@ def test_measure_latency_of_an_export(tmp_path):
     tfprune.export(small_convnet(), path)
     seconds = export_lib.measure_latency(path, batch_size=4, repeats=3, warmup=1)
     assert 0.0 < seconds < 5.0
-    both = export_lib.measure_latency([path, path], batch_size=2, repeats=2, warmup=1)
-    assert len(both) == 2 and all(0.0 < t < 5.0 for t in both)
     with pytest.raises(ValueError, match="no SavedModel directory"):
         export_lib.measure_latency(str(tmp_path / "missing"))
+
+
+# A sleep never wakes early, but late by the scheduler's delay on a busy
+# machine (plus the call's own overhead): the upper tolerance of a timing.
+SLACK = 0.04
+
+
+class _SleepyServe:
+    """A stand-in `serve` endpoint that sleeps a known time per call and logs the calls."""
+
+    def __init__(self, name, sleeps, log):
+        import tensorflow as tf
+
+        self.name, self.sleeps, self.log, self.calls = name, list(sleeps), log, 0
+        self.spec = tf.TensorSpec((None, 3), tf.float32)
+
+    def get_concrete_function(self):
+        import types
+
+        return types.SimpleNamespace(structured_input_signature=((self.spec,), {}))
+
+    def __call__(self, x):
+        import time
+
+        import tensorflow as tf
+
+        self.log.append((self.name, tuple(x.shape)))
+        time.sleep(self.sleeps[min(self.calls, len(self.sleeps) - 1)])
+        self.calls += 1
+        return {"out": tf.zeros((x.shape[0], 2))}
+
+
+def _sleepy_models(monkeypatch, tmp_path, sleeps):
+    """SavedModel folders `a`, `b`, ... whose `serve` sleeps `sleeps[name]` (seconds per call)."""
+    import types
+
+    import tensorflow as tf
+
+    log, serves = [], {}
+    for name, times in sleeps.items():
+        (tmp_path / name).mkdir()
+        serves[str(tmp_path / name)] = _SleepyServe(name, times, log)
+    monkeypatch.setattr(tf.saved_model, "load", lambda path: types.SimpleNamespace(serve=serves[str(path)]))
+    return [str(tmp_path / name) for name in sleeps], log
+
+
+def test_measure_latency_is_the_median_time_of_a_call(monkeypatch, tmp_path):
+    # One warm-up call (untimed, 0.5 s), then 20, 300, 20, 300, 20 ms: the
+    # median is 20 ms (the mean would be 132 ms, with the warm-up 193 ms).
+    sleeps = [0.5, 0.02, 0.3, 0.02, 0.3, 0.02]
+    (path,), log = _sleepy_models(monkeypatch, tmp_path, {"a": sleeps})
+    seconds = export_lib.measure_latency(path, batch_size=4, repeats=5, warmup=1)
+    assert 0.02 <= seconds < 0.02 + SLACK
+    assert log == [("a", (4, 3))] * 6  # warm-up + 5 timed calls, at batch_size rows
+
+
+def test_measure_latency_interleaves_several_models(monkeypatch, tmp_path):
+    paths, log = _sleepy_models(monkeypatch, tmp_path, {"a": [0.02], "b": [0.1]})
+    fast, slow = export_lib.measure_latency(paths, batch_size=1, repeats=3, warmup=2)
+    assert 0.02 <= fast < 0.02 + SLACK and 0.1 <= slow < 0.1 + SLACK
+    # Warm-ups model by model, then the timed calls take turns.
+    assert [name for name, _ in log] == ["a", "a", "b", "b", "a", "b", "a", "b", "a", "b"]
 
 
 def test_stale_export_folders_of_dead_processes_are_removed(tmp_path):

@@ -7,7 +7,6 @@ import keras
 import numpy as np
 import pytest
 from _proximal_helpers import (
-    Interrupt,
     PaperADMM,
     PaperSLR,
     in_sparsity_set,
@@ -155,30 +154,6 @@ def test_logs_and_hard_prune_then_masked_retrain():
     for name, target in (("fc1", 0.75), ("fc2", 0.5)):
         k = kernel(model.get_layer(name))
         assert 1 - np.count_nonzero(k) / k.size == pytest.approx(target, abs=1e-6)
-
-
-def _run(tmp_path, epochs, interrupt=None):
-    model = wrapped(tfprune.Sparsity(0.5, scope="global"))
-    x, y = tiny_data()
-    callbacks = [
-        PaperADMM(rho=0.3, rho_schedule=GeometricRho(1.5)),
-        keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
-    ]
-    if interrupt:
-        callbacks.append(Interrupt(*interrupt))
-    model.fit(x, y, batch_size=8, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
-    return model
-
-
-def test_resume_equals_uninterrupted(tmp_path):
-    reference = _run(tmp_path / "a", 3)
-    with pytest.raises(RuntimeError, match="interrupted"):
-        _run(tmp_path / "b", 3, interrupt=(1, 2))
-    resumed = _run(tmp_path / "b", 3)
-    for a, b in zip(reference.weights, resumed.weights):
-        assert a.path == b.path
-        np.testing.assert_allclose(np_(a.value), np_(b.value), rtol=1e-5, atol=1e-6, err_msg=a.path)
-    assert state(resumed.get_layer("fc1"), "admm_iteration") == 3
 
 
 def test_save_load_safe_mode_keeps_state(tmp_path):

@@ -8,7 +8,7 @@ count as state on the wrappers.
 import keras
 import numpy as np
 import pytest
-from _proximal_helpers import Interrupt, tiny_data, wrapped
+from _proximal_helpers import tiny_data, wrapped
 from conftest import small_convnet, to_numpy, toy_data
 
 import tfprune
@@ -50,37 +50,6 @@ def test_a_new_method_plugs_in_through_the_protocol(tmp_path):
     assert int(to_numpy(first.states["oneshot_updates"].value)) == 2
     original = next(iter(tfprune.core.iter_wrappers(model)))
     np.testing.assert_array_equal(to_numpy(first.masks[0].value), to_numpy(original.masks[0].value))
-
-
-# ------------------------------------------------ order with BackupAndRestore
-
-
-def _order_run(tmp_path, make, method_first, interrupt=None):
-    model, (x, y) = wrapped(tfprune.Sparsity(0.75)), tiny_data()
-    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
-    callbacks = [make(), backup] if method_first else [backup, make()]
-    if interrupt:
-        callbacks.append(Interrupt(*interrupt))
-    model.fit(x, y, batch_size=8, epochs=4, verbose=0, shuffle=False, callbacks=callbacks)
-    return model
-
-
-@pytest.mark.parametrize("make", [
-    lambda: tfprune.callbacks.ADMM(rho=0.05, update_every="epoch", harden=0.3),
-    lambda: tfprune.callbacks.SLR(rho=0.05, rho_end=2.0, update_every=3, harden=0.3),
-    lambda: tfprune.callbacks.SLR(rho=0.05, update_every="epoch", harden=0.0),
-    lambda: tfprune.callbacks.Hyperspherical(),
-    lambda: tfprune.callbacks.MagnitudePruning(tfprune.schedules.PolynomialDecay(0.0, 0.75, 0, 12, frequency=2)),
-], ids=["admm_epoch", "slr_steps", "slr_epoch", "hyperspherical", "magnitude"])
-def test_backup_and_restore_listed_before_the_method_resumes_exactly(tmp_path, make):
-    """Epoch-end state work runs at the epoch's last batch, before any
-    callback's on_epoch_end, so the checkpoint holds it whatever the order."""
-    reference = _order_run(tmp_path / "a", make, method_first=True)
-    with pytest.raises(RuntimeError, match="interrupted"):
-        _order_run(tmp_path / "b", make, method_first=False, interrupt=(2, 1))
-    resumed = _order_run(tmp_path / "b", make, method_first=False)
-    for a, b in zip(reference.weights, resumed.weights):
-        np.testing.assert_allclose(to_numpy(a.value), to_numpy(b.value), rtol=1e-5, atol=1e-6, err_msg=a.path)
 
 
 class _Diverge(keras.callbacks.Callback):

@@ -109,41 +109,6 @@ def test_config_round_trip():
     assert again.schedule.get_config() == callback.schedule.get_config()
 
 
-class _Interrupt(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise RuntimeError("interrupted")
-
-
-def _run(x, y, backup_dir, interrupt_at=None):
-    keras.utils.set_random_seed(7)
-    wrapped = _compiled(tfprune.Sparsity(0.8))
-    callbacks = [
-        keras.callbacks.BackupAndRestore(backup_dir),
-        MagnitudePruning(PolynomialDecay(0.0, 0.8, 0, 30, frequency=2)),
-    ]
-    if interrupt_at is not None:
-        callbacks.append(_Interrupt(interrupt_at))
-    wrapped.fit(x, y, batch_size=32, epochs=5, shuffle=False, verbose=0, callbacks=callbacks)
-    return wrapped
-
-
-def test_resume_with_backup_and_restore_equals_uninterrupted(tmp_path):
-    x, y = toy_data(256)
-    reference = _run(x, y, str(tmp_path / "a"))
-    with pytest.raises(RuntimeError, match="interrupted"):
-        _run(x, y, str(tmp_path / "b"), interrupt_at=2)
-    resumed = _run(x, y, str(tmp_path / "b"))
-    for a, b in zip(iter_wrappers(reference), iter_wrappers(resumed)):
-        np.testing.assert_array_equal(to_numpy(a.masks[0].value), to_numpy(b.masks[0].value))
-        assert int(to_numpy(a.states["pruning_step"].value)) == int(to_numpy(b.states["pruning_step"].value)) == 40
-        np.testing.assert_allclose(to_numpy(a.layer.kernel), to_numpy(b.layer.kernel), atol=1e-5)
-
-
 @pytest.mark.tf_only
 def test_mirrored_strategy_equals_single_device(mirrored_strategy):
     import tensorflow as tf

@@ -6,7 +6,6 @@ import keras
 import numpy as np
 import pytest
 from _proximal_helpers import (
-    Interrupt,
     PaperSLR,
     in_sparsity_set,
     kernel,
@@ -198,27 +197,6 @@ def test_lagrangian_loss_is_the_data_loss():
         assert len(hist.history[key]) == 2
     assert hist.history["slr_condition1"][0] == 1.0  # k = 1
     assert state(cb.wrappers[0], "slr_penalty_steps") == 0.0  # reset each epoch
-
-
-def _run(tmp_path, epochs, interrupt=None):
-    model = wrapped()
-    x, y = tiny_data()
-    callbacks = [PaperSLR(rho=0.3), keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))]
-    if interrupt:
-        callbacks.append(Interrupt(*interrupt))
-    model.fit(x, y, batch_size=8, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
-    return model
-
-
-def test_resume_equals_uninterrupted(tmp_path):
-    reference = _run(tmp_path / "a", 3)
-    with pytest.raises(RuntimeError, match="interrupted"):
-        _run(tmp_path / "b", 3, interrupt=(2, 1))
-    resumed = _run(tmp_path / "b", 3)
-    for a, b in zip(reference.weights, resumed.weights):
-        assert a.path == b.path
-        np.testing.assert_allclose(np_(a.value), np_(b.value), rtol=1e-5, atol=1e-6, err_msg=a.path)
-    assert state(resumed.get_layer("fc1"), "slr_k") > 1
 
 
 def test_save_load_safe_mode_keeps_state(tmp_path):

@@ -269,39 +269,6 @@ def test_training_tapers_and_closes_channels_for_good():
     np.testing.assert_allclose(to_numpy(small(x[:8])), to_numpy(model(x[:8])), rtol=1e-4, atol=1e-4)
 
 
-class _Interrupt(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise RuntimeError("interrupted")
-
-
-def _run(path, epochs, interrupt=None):
-    keras.utils.set_random_seed(0)
-    x, y = image_data(64)
-    model = _compile(_gated(batch_norm=False))
-    callbacks = [BudgetTapering(taper_epochs=2), keras.callbacks.BackupAndRestore(str(path))]
-    if interrupt is not None:
-        callbacks.append(_Interrupt(interrupt))
-    model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
-    return model
-
-
-def test_resume_equals_uninterrupted(tmp_path):
-    reference = _run(tmp_path / "a", 3)
-    with pytest.raises(RuntimeError, match="interrupted"):
-        _run(tmp_path / "b", 3, interrupt=2)
-    resumed = _run(tmp_path / "b", 3)
-    for a, b in zip(reference.weights, resumed.weights):
-        assert a.path == b.path
-        np.testing.assert_allclose(to_numpy(a.value), to_numpy(b.value), rtol=1e-5, atol=1e-6, err_msg=a.path)
-    leader = [g for g in iter_gates(resumed) if "taper_updates" in g.states][0]
-    assert float(to_numpy(leader.states["taper_updates"].value)) == 3.0
-
-
 def test_update_every_steps():
     x, y = image_data(64)
     model = _compile(_gated())

@@ -4,7 +4,6 @@ import keras
 import numpy as np
 import pytest
 from _hyperspherical_helpers import compiled, pruned_net, small_bn_net, small_data
-from _proximal_helpers import Interrupt
 from conftest import to_numpy
 
 import tfprune
@@ -71,30 +70,6 @@ def test_state_is_on_the_wrappers_and_survives_saving(tmp_path):
         np.testing.assert_array_equal(to_numpy(a.masks[0]), to_numpy(b.masks[0]))
     x, _ = small_data(8)
     np.testing.assert_allclose(to_numpy(loaded(x)), to_numpy(model(x)), rtol=1e-5, atol=1e-6)
-
-
-def _run(tmp_path, epochs, interrupt=None):
-    keras.utils.set_random_seed(0)
-    model = compiled(tfprune.wrap(tfprune.layers.to_hyperspherical(small_bn_net()), tfprune.Sparsity(0.6)))
-    x, y = small_data()
-    callbacks = [
-        Hyperspherical(update_every=3, strength=5.0),
-        keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
-    ]
-    if interrupt:
-        callbacks.append(Interrupt(*interrupt))
-    model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
-    return model
-
-
-def test_resume_equals_uninterrupted(tmp_path):
-    reference = _run(tmp_path / "a", 3)
-    with pytest.raises(RuntimeError, match="interrupted"):
-        _run(tmp_path / "b", 3, interrupt=(1, 2))
-    resumed = _run(tmp_path / "b", 3)
-    for a, b in zip(reference.weights, resumed.weights):
-        assert a.path == b.path
-        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-5, atol=1e-6, err_msg=a.path)
 
 
 def _no_bn_net():
