@@ -15,13 +15,12 @@ from tfprune import callbacks, data, distribute, exporting, layers, models, regu
 from tfprune.core.registry import KernelSpec, LayerInfo, register_layer
 from tfprune.core.sparsity import Sparsity
 from tfprune.core.wrapper import PruneWrapper
-from tfprune.exporting import export
-from tfprune.lifecycle import hard_prune, strip, wrap
+from tfprune.lifecycle import export, hard_prune, shrink, strip, wrap
 from tfprune.methods import tapering
 from tfprune.methods.hyperspherical import recover_mean
 from tfprune.methods.tapering import Budget
 from tfprune.report import summary
-from tfprune.structure import fold_batch_norms, recalibrate_batch_norms, shrink
+from tfprune.structure import fold_batch_norms, recalibrate_batch_norms
 from tfprune.version import __version__
 
 # `tfprune.graph` is the former name of `tfprune.structure`; kept so code

@@ -1,9 +1,36 @@
-"""The pruning lifecycle: `wrap` → fit with a method → `hard_prune` → `strip`.
+"""The pruning lifecycle, the spine of tfprune, in six steps:
 
-These are the public entry points; the mechanisms live below them: a spec's
-own `wrap` (`tfprune.core.spec`), the projections (`tfprune.core.masks`),
-channel coupling (`tfprune.structure.coupling`) and cloning
-(`tfprune.core.cloning`). The lifecycle names no method.
+1. `wrap(model, spec)`: a copy of the model prepared for pruning (the spec's
+   own `wrap`, `tfprune.core.spec`: `PruneWrapper`s for a `Sparsity`, channel
+   gates for a `Budget`);
+2. `model.fit(..., callbacks=[method])`: a method (`tfprune.callbacks`) moves
+   the masks or gates inside Keras' own training loop. It is a callback, not a
+   function here: it attaches its state to the wrappers and decides when that
+   state changes (`tfprune.methods.base` is the protocol);
+3. `hard_prune(model)`: the weights projected onto the sparsity set, the masks
+   frozen (`tfprune.structure.hardening`, which also serves the methods' own
+   in-fit hardening); masked retraining may follow;
+4. `strip(model)`: plain Keras layers with the zeros baked in;
+5. `shrink(model)`: the all-zero channel groups removed
+   (`tfprune.structure.surgery`; for channel granularity or tapering);
+6. `export(model, path)`: a SavedModel, optionally TFLite, with sizes
+   (`tfprune.exporting`). `tfprune.summary` (`tfprune.report`) reports on any
+   step's model.
+
+`shrink` and `export` are the very functions of their parts, named here so
+the spine reads in one place; the lifecycle sits above both in the layer
+order (docs/design.md §2). It names no method.
+
+Example:
+
+```python
+pruned = tfprune.wrap(model, tfprune.Sparsity(0.5, granularity="channel"))
+pruned.compile("adam", "sparse_categorical_crossentropy")
+pruned.fit(x, y, epochs=2, callbacks=[tfprune.callbacks.MagnitudePruning()])
+tfprune.hard_prune(pruned)
+small = tfprune.shrink(tfprune.strip(pruned))
+tfprune.export(small, "out/model")
+```
 """
 
 
@@ -11,7 +38,11 @@ from tfprune.core import cloning
 from tfprune.core.spec import PruningSpec
 from tfprune.core.state import reset_compiled_functions
 from tfprune.core.wrapper import strip_model, wrappers_of
-from tfprune.methods.hardening import project_and_freeze
+from tfprune.exporting import export
+from tfprune.structure.hardening import project_and_freeze
+from tfprune.structure.surgery import shrink
+
+__all__ = ["export", "hard_prune", "shrink", "strip", "wrap"]
 
 
 def wrap(model, sparsity):
@@ -60,7 +91,8 @@ def hard_prune(model):
     must go together (residual adds, concatenations, BatchNormalization) are
     ranked and pruned as one group, and the BN parameters of pruned groups
     are zeroed, so that `tfprune.shrink` removes them
-    (`tfprune.structure.coupling`).
+    (`tfprune.structure.coupling`). The channel graph is analysed once a
+    call; the mechanism is `tfprune.structure.hardening.project_and_freeze`.
 
     Args:
         model: a wrapped model.

@@ -44,7 +44,7 @@ import keras
 from tfprune import _keras
 from tfprune.core.state import read_scalar, reset_compiled_functions
 from tfprune.core.wrapper import model_sparsity, wrappers_of
-from tfprune.methods import hardening
+from tfprune.structure import hardening
 
 __all__ = ["PruningCallback", "check_update_every", "fit_steps", "model_sparsity"]
 

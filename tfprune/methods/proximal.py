@@ -11,7 +11,7 @@ from keras import ops
 from tfprune.core import masks as masks_lib
 from tfprune.core.state import to_float
 from tfprune.methods.base import PruningCallback
-from tfprune.methods.hardening import project_and_freeze
+from tfprune.structure.hardening import project_and_freeze
 
 
 def kernel_state_name(prefix, wrapper, index):

@@ -4,6 +4,8 @@
   removed together (`analysis`, `groups`);
 - `couple_channel_masks(model)`: channel masks that agree across each group
   (`coupling`), as `tfprune.hard_prune` applies them;
+- `hardening.project_and_freeze(model, wrappers)`: the mechanism of
+  `tfprune.hard_prune` and of the methods' in-fit hardening (`hardening`);
 - `shrink(model)` / `removed_channels(model)`: rebuild without the all-zero
   groups (`surgery`);
 - `model_costs(model)`: params and MACs per layer call (`macs`);

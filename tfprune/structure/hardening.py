@@ -1,10 +1,14 @@
 """Projecting a wrapped model onto its sparsity set and freezing the masks.
 
-`tfprune.hard_prune` is this, on every wrapper of a model; the proximal
-methods (ADMM, SLR) call it themselves when they enter their final
-hardening phase (`harden=`), inside `fit`, without retracing the step: the
-wrappers always multiply their kernels by their masks, so assigning the masks
-is enough.
+This is the mechanism of step 3 of the spine (`tfprune.hard_prune`, in
+`tfprune.lifecycle`), on every wrapper of a model. The proximal methods (ADMM,
+SLR) call it themselves when they enter their final hardening phase
+(`harden=`), inside `fit`, without retracing the step: the wrappers always
+multiply their kernels by their masks, so assigning the masks is enough.
+
+It lives below the methods, with the channel coupling it applies: the
+projection and the masks come from `tfprune.core.masks`, the channel groups of
+a graph model from `tfprune.structure.coupling`, analysed once per call.
 """
 
 import keras
@@ -12,7 +16,7 @@ import numpy as np
 
 from tfprune import _keras
 from tfprune.core import masks as masks_lib
-from tfprune.structure import coupling
+from tfprune.structure import analysis, coupling
 
 
 def project_and_freeze(model, wrappers):
@@ -31,23 +35,26 @@ def project_and_freeze(model, wrappers):
     Example:
 
     ```python
+    from tfprune.structure.hardening import project_and_freeze
+
     project_and_freeze(model, tfprune.core.wrapper.wrappers_of(model))
     ```
     """
     check_finite(wrappers, "hard_prune")
     values = [w.effective_weights() for w in wrappers]
     new_masks = masks_lib.compute_masks(wrappers, values)
-    coupled = _has_channel_groups(model, wrappers)
-    if coupled:
-        new_masks = coupling.coupled_channel_masks(model, wrappers, values, new_masks)
+    # One channel analysis serves both the ranking and the BN zeroing.
+    graph = analysis.analyze(model, compute_zero=False) if _has_channel_groups(model, wrappers) else None
+    if graph is not None:
+        new_masks = coupling.coupled_channel_masks(model, wrappers, values, new_masks, graph=graph)
     masks_lib.assign_masks(wrappers, new_masks)
     for w, ms in zip(wrappers, new_masks):
         for var, m in zip(w.prunable_weights, ms):
             var.assign(var.value * m)
             _mask_optimizer_slots(model, var, m)
         w.mask_updater = None
-    if coupled:
-        coupling.zero_pruned_normalization(model)
+    if graph is not None:
+        coupling.zero_pruned_normalization(model, graph=graph)
 
 
 def _mask_optimizer_slots(model, variable, mask):
