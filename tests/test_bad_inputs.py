@@ -222,6 +222,13 @@ PRUNE_FLAGS = [  # (flag values, message)
     (["--data", "imagenet_typo"], "unknown --data 'imagenet_typo': not a built-in"),
     (["--method", "obd"], "unknown --method 'obd'"),
     (["--data-dir", "/nonexistent/idx"], "--data-dir '/nonexistent/idx' is not a directory"),
+    # Issue 25: a combination the method refuses is refused up front (PruningCallback.refuses).
+    (["--method", "hyperspherical", "--granularity", "channel"],
+     r"--method hyperspherical does not take --granularity channel --scope layer: .*'unstructured' with scope 'layer'"),
+    (["--method", "hyperspherical", "--scope", "global"],
+     "--method hyperspherical does not take --granularity unstructured --scope global"),
+    (["--method", "hyperspherical", "--granularity", "2:4"], "--method hyperspherical does not take --granularity 2:4"),
+    (["--method", "hyperspherical", "--strength", "-1"], "--strength must be a finite number >= 0"),
     (["--epochs", "3"], r"unrecognized arguments for `tfprune prune`: --epochs 3"),
     (["--bogus"], r"unrecognized arguments for `tfprune prune`: --bogus"),
 ]
@@ -423,7 +430,22 @@ def _model_cases():
     ]
 
 
-CASES = _file_cases() + _cli_cases() + _api_cases() + _model_cases() + _subprocess_cases()
+def _disk_cases():
+    """Issue 25: folders checked before any work; disk errors are one line naming the path."""
+    blocker = lambda c: _touch(c.out("file"))  # noqa: E731
+    return [
+        Api("BackupAndRestore(a file)", lambda c: tfprune.distribute.BackupAndRestore(blocker(c)), ValueError,
+            r"backup_dir: '.*file' is '.*file', which is a file, not a directory"),
+        Api("BackupAndRestore(under a file)",
+            lambda c: tfprune.distribute.BackupAndRestore(os.path.join(blocker(c), "b")), ValueError,
+            r"'.*file/b' lies under '.*file', which is a file"),
+        Api("keras BackupAndRestore(backup_dir(a file))",
+            lambda c: keras.callbacks.BackupAndRestore(tfprune.distribute.backup_dir(blocker(c))), ValueError,
+            "which is a file, not a directory"),
+    ]
+
+
+CASES = _file_cases() + _cli_cases() + _api_cases() + _model_cases() + _disk_cases() + _subprocess_cases()
 
 
 # ------------------------------------------------------------------ checks
