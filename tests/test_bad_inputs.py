@@ -430,6 +430,60 @@ def _model_cases():
     ]
 
 
+def _hs_model(bn=True, pruned=True):
+    """A hyperspherical, wrapped model with masks at the target (no training), with or without BN."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    if bn:
+        x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(x))
+    model = tfprune.wrap(tfprune.layers.to_hyperspherical(model), tfprune.Sparsity(0.5))
+    if pruned:
+        wrappers = tfprune.core.wrapper.wrappers_of(model, "test")
+        masks = tfprune.core.masks.compute_masks(wrappers, [w.effective_weights() for w in wrappers])
+        tfprune.core.masks.assign_masks(wrappers, masks)
+    return model
+
+
+def _weights_of(model):
+    return [keras.ops.convert_to_numpy(v).copy() for v in model.weights]
+
+
+def recover_unchanged(model, calibration, **kwargs):
+    """`recover_mean` that must fail and leave every weight bit-identical."""
+    before = _weights_of(model)
+    try:
+        tfprune.recover_mean(model, calibration=calibration, **kwargs)
+    finally:
+        after = _weights_of(model)
+        assert all(np.array_equal(a, b) for a, b in zip(before, after)), "recover_mean changed the model"
+
+
+def _recovery_cases():
+    """Issue 25: recover_mean checks its calibration before it changes anything."""
+    x = np.zeros((4, 6, 6, 3), "float32")
+    y = np.zeros((4,), "int32")
+    cases = [
+        ("wrong shape", True, np.zeros((4, 5, 5, 3), "float32"), ValueError,
+         r"calibration batches have shape \(4, 5, 5, 3\), but model .* takes inputs of shape \(None, 6, 6, 3\)"),
+        ("wrong rank", True, np.zeros((4, 108), "float32"), ValueError, r"shape \(4, 108\)"),
+        ("wrong shape, no BN", False, np.zeros((4, 5, 5, 3), "float32"), ValueError,
+         r"calibration batches have shape \(4, 5, 5, 3\)"),
+        ("(x, y) wrong shape", True, (np.zeros((4, 7, 7, 3), "float32"), y), ValueError, r"shape \(4, 7, 7, 3\)"),
+        ("a string", True, "data", TypeError, "calibration must be data .*; got str 'data'"),
+        ("a number", True, 3, TypeError, "calibration must be data .*; got int"),
+        ("no batch", True, x[:0], ValueError, "calibration gave no batch"),
+    ]
+    out = [Api(f"recover_mean(calibration={name})", lambda c, bn=bn, d=data: recover_unchanged(_hs_model(bn), d),
+               error, match) for name, bn, data, error, match in cases]
+    out.append(Api("recover_mean(nothing pruned yet)",
+                   lambda c: recover_unchanged(_hs_model(pruned=False), (x, y)), ValueError,
+                   r"layer 'conv' has target 0.5 but nothing pruned yet \(its mask is all ones\).*Hyperspherical"))
+    return out
+
+
 def _disk_cases():
     """Issue 25: folders checked before any work; disk errors are one line naming the path."""
     blocker = lambda c: _touch(c.out("file"))  # noqa: E731
@@ -445,7 +499,8 @@ def _disk_cases():
     ]
 
 
-CASES = _file_cases() + _cli_cases() + _api_cases() + _model_cases() + _disk_cases() + _subprocess_cases()
+CASES = (_file_cases() + _cli_cases() + _api_cases() + _model_cases() + _recovery_cases() + _disk_cases()
+         + _subprocess_cases())
 
 
 # ------------------------------------------------------------------ checks
@@ -496,6 +551,18 @@ def test_bad_input_is_a_clear_one_line_error(case, files, tmp_path, capsys):
         assert len(err.splitlines()) == 1 and err.startswith("tfprune: error: "), err
         assert re.search(case.match, err), err
     assert not _leftovers(ctx, case)
+
+
+def test_recover_mean_failing_while_recalibrating_puts_every_weight_back():
+    """The first batch fits, a later one does not: the kernels were assigned, then restored."""
+    model = _hs_model()
+    good, bad = np.ones((4, 6, 6, 3), "float32"), np.ones((4, 6, 6, 4), "float32")
+    with pytest.raises(Exception) as info:
+        recover_unchanged(model, iter([good, bad]))
+    assert not isinstance(info.value, AssertionError), info.value  # Keras' error, with the weights back
+    assert not any(w.layer.mean_path for w in tfprune.core.wrapper.wrappers_of(model, "test"))
+    tfprune.recover_mean(model, calibration=iter([good]))  # and it still works afterwards
+    assert all(w.layer.mean_path for w in tfprune.core.wrapper.wrappers_of(model, "test"))
 
 
 def test_a_wrapped_file_loaded_without_tfprune_names_the_class_and_module(files):
