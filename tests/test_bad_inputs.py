@@ -11,7 +11,9 @@ To add cases (mixed precision, MultiHeadAttention, ...), append `Api(...)` or
 temporary directory and the prepared model files.
 """
 
+import contextlib
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import zipfile
 from typing import Callable, Optional
+from unittest import mock
 
 import keras
 import numpy as np
@@ -26,6 +29,8 @@ import pytest
 
 import tfprune
 from tfprune import cli, exporting, schedules
+from tfprune.cli import args as args_lib
+from tfprune.core import disk
 
 pytestmark = pytest.mark.tf_only  # the CLI and export write SavedModels
 
@@ -67,6 +72,7 @@ class Cli:
     match: str
     leaves: Optional[Callable] = None
     subprocess: bool = False  # run the real console script (costs a TF import, ~5 s)
+    context: Optional[Callable] = None  # () -> a context manager the in-process run happens in
 
 
 def _model():
@@ -484,10 +490,68 @@ def _recovery_cases():
     return out
 
 
+class _Usage:
+    def __init__(self, free):
+        self.free, self.total, self.used = free, 1 << 30, (1 << 30) - free
+
+
+@contextlib.contextmanager
+def _full_disk(free=1000):
+    """`shutil.disk_usage` reports a nearly full disk (the pre-checks see it)."""
+    with mock.patch.object(disk.shutil, "disk_usage", lambda path: _Usage(free)):
+        yield
+
+
+@contextlib.contextmanager
+def _failing_write(error):
+    """The SavedModel write raises `error` (a full or read-only disk met during the write)."""
+    def export(self, path, *args, **kwargs):
+        os.makedirs(path)  # something partial, which must not stay
+        raise error
+
+    with mock.patch.object(keras.Model, "export", export):
+        yield
+
+
+def _export_with(context, ctx, **kwargs):
+    with context:
+        return tfprune.export(_model(), ctx.out(), **kwargs)
+
+
+def _tf_no_space():
+    import tensorflow as tf
+
+    return tf.errors.ResourceExhaustedError(None, None, "saved_model.pb; No space left on device")
+
+
 def _disk_cases():
     """Issue 25: folders checked before any work; disk errors are one line naming the path."""
     blocker = lambda c: _touch(c.out("file"))  # noqa: E731
+    enospc = lambda: OSError(errno.ENOSPC, "No space left on device")  # noqa: E731
     return [
+        Api("export(full disk)", lambda c: _export_with(_full_disk(), c, tflite=True), disk.DiskError,
+            r"tfprune.export: not enough space for '.*': needs about .*B, 1.0 kB free", leaves=lambda c: c.out()),
+        Api("export(ENOSPC during the write)", lambda c: _export_with(_failing_write(enospc()), c), disk.DiskError,
+            r"tfprune.export: cannot write '.*out': the disk is full \(needs about .*\); free some space",
+            leaves=lambda c: c.out()),
+        Api("export(TF ResourceExhausted: no space)", lambda c: _export_with(_failing_write(_tf_no_space()), c),
+            disk.DiskError, "cannot write '.*out': the disk is full", leaves=lambda c: c.out()),
+        Api("export(EROFS during the write)",
+            lambda c: _export_with(_failing_write(OSError(errno.EROFS, "Read-only file system")), c),
+            disk.DiskError, "cannot write '.*out': the file system is read-only", leaves=lambda c: c.out()),
+        Api("export(under /proc)", lambda c: tfprune.export(_model(), "/proc/tfprune-nope/m"), ValueError,
+            r"tfprune.export: cannot write to '/proc' \(path '/proc/tfprune-nope/m': no such file or directory\)"),
+        Cli("export[under /proc]", lambda c: ["export", c.file("plain.keras"), "/proc/tfprune-nope/m"],
+            r"cannot write to '/proc' \(output '/proc/tfprune-nope/m': no such file"),
+        Cli("export[full disk]", lambda c: ["export", c.file("plain.keras"), c.out(), "--tflite"],
+            "not enough space for", leaves=lambda c: c.out(), context=_full_disk),
+        Cli("prune[--out on a full disk]", lambda c: ["prune", "--out", c.out()],
+            r"tfprune prune --out: not enough space for '.*out': needs about", leaves=lambda c: c.out(),
+            context=_full_disk),
+        Cli("prune[--out on a read-only disk]", lambda c: ["prune", "--out", c.out()],
+            r"--out '.*out' is not writable \(Read-only file system\)", leaves=lambda c: c.out(),
+            context=lambda: mock.patch.object(args_lib.tempdirs.tempfile, "mkdtemp",
+                                              mock.Mock(side_effect=OSError(errno.EROFS, "Read-only file system")))),
         Api("BackupAndRestore(a file)", lambda c: tfprune.distribute.BackupAndRestore(blocker(c)), ValueError,
             r"backup_dir: '.*file' is '.*file', which is a file, not a directory"),
         Api("BackupAndRestore(under a file)",
@@ -545,7 +609,8 @@ def test_bad_input_is_a_clear_one_line_error(case, files, tmp_path, capsys):
         assert re.search(case.match, lines[0]), lines[0]
     else:
         capsys.readouterr()
-        code = cli.main(case.argv(ctx))
+        with case.context() if case.context else contextlib.nullcontext():
+            code = cli.main(case.argv(ctx))
         err = capsys.readouterr().err.strip()
         assert code == 2, err
         assert len(err.splitlines()) == 1 and err.startswith("tfprune: error: "), err
@@ -579,3 +644,35 @@ def test_a_wrapped_file_loaded_without_tfprune_names_the_class_and_module(files)
     assert proc.returncode == 3, proc.stderr
     assert "Could not locate class 'PruneWrapper'" in proc.stdout
     assert "'module': 'tfprune.core.wrapper'" in proc.stdout
+
+
+def _mount_tmpfs(path, size):
+    try:
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                              capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError) as err:
+        return str(err)
+    return None if proc.returncode == 0 else proc.stderr.strip() or f"mount exited {proc.returncode}"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MB file system (tmpfs), skipped where this process may not mount."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    why = _mount_tmpfs(mount, "1m")
+    if why:
+        pytest.skip(f"cannot mount a 1 MB tmpfs here ({why})")
+    yield str(mount)
+    subprocess.run(["umount", str(mount)], check=False, timeout=20)
+
+
+def test_export_on_a_real_full_disk_is_one_line_and_leaves_nothing(small_disk, monkeypatch):
+    big = keras.Sequential([keras.Input((8,)), keras.layers.Dense(20_000)])  # 640 kB, twice with TFLite
+    with pytest.raises(disk.DiskError, match=r"not enough space for .*needs about 1.\d MB") as info:
+        tfprune.export(big, os.path.join(small_disk, "m"), tflite=True)
+    assert len(str(info.value).splitlines()) == 1 and os.listdir(small_disk) == []
+    monkeypatch.setattr(disk, "check_free_space", lambda *args: None)  # the write itself meets the full disk
+    with pytest.raises(disk.DiskError, match=r"cannot write '.*m': the disk is full") as info:
+        tfprune.export(big, os.path.join(small_disk, "m"), tflite=True)
+    assert len(str(info.value).splitlines()) == 1 and os.listdir(small_disk) == []

@@ -20,8 +20,8 @@ import os
 import shutil
 import tempfile
 
-#: errno values that mean "the disk cannot take this write".
-DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM)
+#: errno values that mean "the disk cannot take this write" (full, read-only, over quota).
+DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
 _MARGIN = 1.1  # file-format overhead over the raw bytes
 _SLACK = 64 << 10
 
@@ -49,6 +49,11 @@ def _existing_ancestor(path):
             break
         path = parent
     return path
+
+
+def reason(err):
+    """An `OSError`'s cause in words (`"the disk is full"`, `"no such file or directory"`)."""
+    return _why(err.errno) if getattr(err, "errno", None) else str(err)
 
 
 def _why(code):
@@ -82,7 +87,7 @@ def check_folder(path, who):
             raise OSError(errno.EACCES, "permission denied")
         os.rmdir(tempfile.mkdtemp(dir=path, prefix=".tfprune-probe-"))
     except OSError as err:
-        raise ValueError(f"{who}: cannot write in {path!r} ({_why(err.errno) if err.errno else err})") from None
+        raise ValueError(f"{who}: cannot write in {path!r} ({reason(err)})") from None
     return path
 
 
@@ -105,7 +110,7 @@ def check_free_space(path, needed, who):
 
 
 def as_disk_error(err, path, who, needed=None):
-    """`err` as a one-line `DiskError` naming `path` (and `needed` bytes) if it is a disk error, else `None`.
+    """`err` as a one-line `DiskError` naming `path` (and `needed` bytes) if the disk is full or read-only, else `None`.
 
     Args:
         err: the exception a write raised (`OSError`, or TensorFlow's `ResourceExhaustedError` /
@@ -117,7 +122,7 @@ def as_disk_error(err, path, who, needed=None):
     code = getattr(err, "errno", None)
     if code not in DISK_ERRNOS:
         text = str(err).lower()
-        if "no space left" in text or "resource exhausted" in text or "resourceexhausted" in type(err).__name__.lower():
+        if "no space left" in text:  # TF's ResourceExhaustedError names the cause (and is also its OOM)
             code = errno.ENOSPC
         elif "read-only file system" in text:
             code = errno.EROFS
