@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 import zipfile
 from typing import Callable, Optional
 from unittest import mock
@@ -524,6 +525,21 @@ def _tf_no_space():
     return tf.errors.ResourceExhaustedError(None, None, "saved_model.pb; No space left on device")
 
 
+def _other_cases():
+    """Issue 25: the other escapes, each a one-line error naming the cause and the fix."""
+    return [
+        Cli("launch[-- /nonexistent/cmd]", lambda c: ["launch", "--", "/nonexistent/cmd", "x"],
+            "launch: the command '/nonexistent/cmd' is not an executable file"),
+        Cli("launch[-- no-such-program]", lambda c: ["launch", "--workers", "2", "--", "tfprune-no-such-program"],
+            "launch: the command 'tfprune-no-such-program' is not found on PATH"),
+        Api("launch(/nonexistent/cmd)", lambda c: tfprune.distribute.launch(["/nonexistent/cmd"]), ValueError,
+            "is not an executable file"),
+        Api("hard_prune(Budget model)",
+            lambda c: tfprune.hard_prune(tfprune.wrap(tfprune.models.lenet5(), tfprune.Budget(0.5))), ValueError,
+            r"was wrapped with tfprune.Budget .*tfprune.tapering.finalize\(model\)"),
+    ]
+
+
 def _disk_cases():
     """Issue 25: folders checked before any work; disk errors are one line naming the path."""
     blocker = lambda c: _touch(c.out("file"))  # noqa: E731
@@ -563,8 +579,8 @@ def _disk_cases():
     ]
 
 
-CASES = (_file_cases() + _cli_cases() + _api_cases() + _model_cases() + _recovery_cases() + _disk_cases()
-         + _subprocess_cases())
+CASES = (_file_cases() + _cli_cases() + _api_cases() + _model_cases() + _recovery_cases() + _other_cases()
+         + _disk_cases() + _subprocess_cases())
 
 
 # ------------------------------------------------------------------ checks
@@ -676,3 +692,16 @@ def test_export_on_a_real_full_disk_is_one_line_and_leaves_nothing(small_disk, m
     with pytest.raises(disk.DiskError, match=r"cannot write '.*m': the disk is full") as info:
         tfprune.export(big, os.path.join(small_disk, "m"), tflite=True)
     assert len(str(info.value).splitlines()) == 1 and os.listdir(small_disk) == []
+
+
+def test_strip_of_a_never_pruned_model_warns_once_and_names_hard_prune():
+    wrapped = tfprune.wrap(_model(), tfprune.Sparsity(0.5))
+    with pytest.warns(UserWarning) as caught:
+        tfprune.strip(wrapped)
+    ours = [str(w.message) for w in caught if "tfprune.strip" in str(w.message)]
+    assert len(ours) == 1 and "call tfprune.hard_prune(model)" in ours[0] and "d1, d2" in ours[0], ours
+    tfprune.hard_prune(wrapped)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tfprune.strip(wrapped)
+    assert not [w for w in caught if "tfprune.strip" in str(w.message)]

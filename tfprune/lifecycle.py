@@ -3,15 +3,22 @@
 These are the public entry points; the mechanisms live below them: a spec's
 own `wrap` (`tfprune.core.spec`), the projections (`tfprune.core.masks`),
 channel coupling (`tfprune.structure.coupling`) and cloning
-(`tfprune.core.cloning`). The lifecycle names no method.
+(`tfprune.core.cloning`). The lifecycle names no method, except to send a
+`Budget` (gated) model to its own final step, `tfprune.tapering.finalize`.
+`strip` warns when layers with a target were never pruned (no zeros to bake).
 """
 
+import warnings
+
+import keras
+import numpy as np
 
 from tfprune.core import cloning
 from tfprune.core.spec import PruningSpec
 from tfprune.core.state import reset_compiled_functions
 from tfprune.core.wrapper import strip_model, wrappers_of
 from tfprune.methods.hardening import project_and_freeze
+from tfprune.methods.tapering.gates import iter_gates
 
 
 def wrap(model, sparsity):
@@ -75,6 +82,7 @@ def hard_prune(model):
     model.fit(train, epochs=2)     # masks hold
     ```
     """
+    _check_not_gated(model, "tfprune.hard_prune")
     wrappers = wrappers_of(model, "tfprune.hard_prune")
     project_and_freeze(model, wrappers)
     reset_compiled_functions(model)
@@ -100,5 +108,26 @@ def strip(model):
     ```
     """
     cloning.check_cloneable(model, "strip")
-    wrappers_of(model, "tfprune.strip")
+    _warn_if_never_pruned(wrappers_of(model, "tfprune.strip"))
     return strip_model(model)
+
+
+def _check_not_gated(model, what):
+    """A `Budget` model has channel gates, not masks: its hard prune is `tfprune.tapering.finalize`."""
+    if any(True for _ in iter_gates(model)):
+        raise ValueError(
+            f"{what}: model {model.name!r} was wrapped with tfprune.Budget (channel gates, no masks); "
+            "close its gates with tfprune.tapering.finalize(model), then tfprune.shrink(...)"
+        )
+
+
+def _warn_if_never_pruned(wrappers):
+    """One warning when layers with a target still have all-ones masks (`strip` would bake in no zeros)."""
+    idle = [w.name for w in wrappers if float(w.target or 0) > 0
+            and all(bool(np.all(keras.ops.convert_to_numpy(m) == 1)) for m in w.masks)]
+    if idle:
+        warnings.warn(
+            f"tfprune.strip: {len(idle)} of {len(wrappers)} wrapped layers ({', '.join(idle[:4])}"
+            f"{', ...' if len(idle) > 4 else ''}) have a sparsity target but nothing pruned (masks all ones), so "
+            "the stripped model has no zeros: call tfprune.hard_prune(model) (or train with a pruning "
+            "callback) first", UserWarning, stacklevel=3)

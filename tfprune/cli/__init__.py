@@ -77,7 +77,10 @@ def run_launch(args):
     if not command:
         raise UsageError("launch needs a command after `--`: tfprune launch --workers 2 -- python train.py")
     check_numbers(args)
-    return launcher.launch(command, workers=args.workers, timeout=args.timeout)
+    try:
+        return launcher.launch(command, workers=args.workers, timeout=args.timeout)
+    except ValueError as err:  # the command not found: before any worker starts
+        raise UsageError(str(err)) from None
 
 
 def parse(argv):
