@@ -705,3 +705,12 @@ def test_strip_of_a_never_pruned_model_warns_once_and_names_hard_prune():
         warnings.simplefilter("always")
         tfprune.strip(wrapped)
     assert not [w for w in caught if "tfprune.strip" in str(w.message)]
+
+
+def test_a_layer_target_that_would_empty_a_layer_keeps_one_weight():
+    """Unstructured 0.95 on a layer of 6 weights keeps 1 (round would keep 0), like global scope's floor."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, use_bias=False, name="tiny")])
+    wrapped = tfprune.wrap(model, tfprune.Sparsity(0.95))
+    tfprune.hard_prune(wrapped)
+    kernel = keras.ops.convert_to_numpy(tfprune.strip(wrapped).get_layer("tiny").kernel)
+    assert np.count_nonzero(kernel) == 1
