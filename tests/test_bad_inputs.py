@@ -80,6 +80,11 @@ def _model():
     return keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, name="d1"), keras.layers.Dense(2, name="d2")])
 
 
+def _lambda_model():
+    return keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2, name="twice"),
+                             keras.layers.Dense(2, name="d")])
+
+
 def _unbuilt():
     return keras.Sequential([keras.layers.Dense(4)])
 
@@ -104,6 +109,7 @@ BAD_FILES = {  # name -> what the message says
     "model.txt": "has .txt, not .keras",
     "noext": "has no extension, not .keras",
     "crc.keras": "CRC",
+    "lambda.keras": r"holds a Lambda layer .*safe mode refuses.*safe_mode=False",  # issue 25: not the Keras version
 }
 
 
@@ -127,6 +133,7 @@ def files(tmp_path_factory):
     _model().save(plain)
     tfprune.wrap(_model(), tfprune.Sparsity(0.5)).save(wrapped)
     p = lambda name: os.path.join(d, name)  # noqa: E731
+    _lambda_model().save(p("lambda.keras"))
     os.symlink(p("nowhere.keras"), p("dangling.keras"))
     os.mkdir(p("dir.keras"))
     open(p("empty.keras"), "wb").close()
@@ -714,3 +721,14 @@ def test_a_layer_target_that_would_empty_a_layer_keeps_one_weight():
     tfprune.hard_prune(wrapped)
     kernel = keras.ops.convert_to_numpy(tfprune.strip(wrapped).get_layer("tiny").kernel)
     assert np.count_nonzero(kernel) == 1
+
+
+def test_wrap_and_strip_of_an_in_memory_lambda_model_work_in_safe_mode():
+    """Cloning an in-memory model deserialises no bytecode: safe mode stays on and the Lambda is kept."""
+    model = _lambda_model()
+    x = np.ones((2, 4), "float32")
+    wrapped = tfprune.wrap(model, tfprune.Sparsity(0.5))
+    stripped = tfprune.strip(tfprune.hard_prune(wrapped))
+    assert isinstance(stripped.get_layer("twice"), keras.layers.Lambda)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(wrapped(x)), keras.ops.convert_to_numpy(stripped(x)),
+                               rtol=1e-6)

@@ -395,3 +395,8 @@ def check_steps_per_execution(model):
             f"{strategy.num_replicas_in_sync} replicas (keras-team/keras#19246); compile with "
             "steps_per_execution=1"
         )
+
+
+def lambda_output_shape(layer):
+    """The `output_shape` a `keras.layers.Lambda` was made with (kept privately by Keras)."""
+    return getattr(layer, "_output_shape", None)
