@@ -255,6 +255,11 @@ def _cli_cases():
                          message, leaves=lambda c: c.out()))
     blocker = lambda c: _touch(os.path.join(c.tmp, "file"))  # noqa: E731
     cases += [
+        Cli("prune[--model wrapped.keras]", lambda c: ["prune", "--out", c.out(), "--model", c.file("wrapped.keras")],
+            r"--model '.*wrapped.keras' is already wrapped by tfprune.*pass the dense model.*tfprune.strip",
+            leaves=lambda c: c.out()),
+        Cli("prune[--model lambda.keras]", lambda c: ["prune", "--out", c.out(), "--model", c.file("lambda.keras")],
+            r"--model: '.*lambda.keras' holds a Lambda layer .*safe mode", leaves=lambda c: c.out()),
         Cli("prune[--out '']", lambda c: ["prune", "--out", ""], "--out is empty"),
         Cli("prune[--out under a file]", lambda c: ["prune", "--out", os.path.join(blocker(c), "run")],
             "not writable"),
