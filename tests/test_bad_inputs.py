@@ -537,9 +537,38 @@ def _tf_no_space():
     return tf.errors.ResourceExhaustedError(None, None, "saved_model.pb; No space left on device")
 
 
+def _image_folder(ctx, bad_name, content):
+    """Two class folders of 3 real PNGs each, plus one bad file in class `b` (`content`: bytes or None)."""
+    root = ctx.out("images")
+    for c in ("a", "b"):
+        os.makedirs(os.path.join(root, c))
+        for i in range(3):
+            keras.utils.save_img(os.path.join(root, c, f"{i}.png"), np.full((8, 8, 1), 40 * i, "uint8"), scale=False)
+    bad = os.path.join(root, "b", bad_name)
+    if content is None:
+        os.symlink(os.path.join(root, "nowhere.png"), bad)
+    else:
+        with open(bad, "wb") as f:
+            f.write(content)
+    return root
+
+
+BAD_IMAGES = [  # (id, file name, content, message): each found before any training, naming the file
+    ("text .png", "zz.png", b"not an image\n", r"'.*/b/zz.png' is not a PNG, JPEG, GIF or BMP image \(it starts "
+                                                r"with b'not an i'\); remove it or replace it"),
+    ("empty .jpg", "e.jpg", b"", r"'.*/b/e.jpg' is empty \(0 bytes\)"),
+    ("html .JPEG", "page.JPEG", b"<html></html>", r"'.*/b/page.JPEG' is not a PNG, JPEG"),
+    ("dangling .png", "gone.png", None, r"'.*/b/gone.png' cannot be read \(No such file"),
+]
+
+
 def _other_cases():
     """Issue 25: the other escapes, each a one-line error naming the cause and the fix."""
     return [
+        *(Cli(f"prune[--data images with a {name}]",
+              lambda c, f=f, b=b: ["prune", "--out", c.out(), "--data", _image_folder(c, f, b), "--input-shape",
+                                   "28,28,1"], match, leaves=lambda c: c.out())
+          for name, f, b, match in BAD_IMAGES),
         Cli("launch[-- /nonexistent/cmd]", lambda c: ["launch", "--", "/nonexistent/cmd", "x"],
             "launch: the command '/nonexistent/cmd' is not an executable file"),
         Cli("launch[-- no-such-program]", lambda c: ["launch", "--workers", "2", "--", "tfprune-no-such-program"],
