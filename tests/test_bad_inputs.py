@@ -9,6 +9,10 @@ nothing is left on disk: no `.tfprune-*` temp folder and no destination.
 To add cases (mixed precision, MultiHeadAttention, ...), append `Api(...)` or
 `Cli(...)` objects to `CASES`; `make(ctx)` gets a `Ctx` with the case's
 temporary directory and the prepared model files.
+
+The CLI and export write SavedModels, so a case runs on TensorFlow only
+unless it says `any_backend=True` (the Python API cases that touch no
+SavedModel); the tests after the catalogue are marked one by one.
 """
 
 import contextlib
@@ -32,9 +36,6 @@ import tfprune
 from tfprune import cli, exporting, schedules
 from tfprune.cli import args as args_lib
 from tfprune.core import disk
-
-pytestmark = pytest.mark.tf_only  # the CLI and export write SavedModels
-
 
 # ------------------------------------------------------------------ cases
 
@@ -62,6 +63,7 @@ class Api:
     raises: type
     match: str
     leaves: Optional[Callable] = None  # ctx -> path that must not exist afterwards
+    any_backend: bool = False  # runs under JAX too (no SavedModel, no CLI)
 
 
 @dataclasses.dataclass
@@ -74,6 +76,7 @@ class Cli:
     leaves: Optional[Callable] = None
     subprocess: bool = False  # run the real console script (costs a TF import, ~5 s)
     context: Optional[Callable] = None  # () -> a context manager the in-process run happens in
+    any_backend = False
 
 
 def _model():
@@ -496,10 +499,11 @@ def _recovery_cases():
         ("no batch", True, x[:0], ValueError, "calibration gave no batch"),
     ]
     out = [Api(f"recover_mean(calibration={name})", lambda c, bn=bn, d=data: recover_unchanged(_hs_model(bn), d),
-               error, match) for name, bn, data, error, match in cases]
+               error, match, any_backend=True) for name, bn, data, error, match in cases]
     out.append(Api("recover_mean(nothing pruned yet)",
                    lambda c: recover_unchanged(_hs_model(pruned=False), (x, y)), ValueError,
-                   r"layer 'conv' has target 0.5 but nothing pruned yet \(its mask is all ones\).*Hyperspherical"))
+                   r"layer 'conv' has target 0.5 but nothing pruned yet \(its mask is all ones\).*Hyperspherical",
+                   any_backend=True))
     return out
 
 
@@ -577,7 +581,7 @@ def _other_cases():
             "is not an executable file"),
         Api("hard_prune(Budget model)",
             lambda c: tfprune.hard_prune(tfprune.wrap(tfprune.models.lenet5(), tfprune.Budget(0.5))), ValueError,
-            r"was wrapped with tfprune.Budget .*tfprune.tapering.finalize\(model\)"),
+            r"was wrapped with tfprune.Budget .*tfprune.tapering.finalize\(model\)", any_backend=True),
     ]
 
 
@@ -650,7 +654,8 @@ def test_the_catalogue_is_large_and_ids_are_unique():
     assert sum(c.subprocess for c in CASES if isinstance(c, Cli)) <= 8
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=() if c.any_backend else pytest.mark.tf_only)
+                                  for c in CASES])
 def test_bad_input_is_a_clear_one_line_error(case, files, tmp_path, capsys):
     ctx = Ctx(str(tmp_path), files)
     if isinstance(case, Api):
@@ -687,6 +692,7 @@ def test_recover_mean_failing_while_recalibrating_puts_every_weight_back():
     assert all(w.layer.mean_path for w in tfprune.core.wrapper.wrappers_of(model, "test"))
 
 
+@pytest.mark.tf_only
 def test_a_wrapped_file_loaded_without_tfprune_names_the_class_and_module(files):
     """What a user sees loading a wrapped file with plain Keras (docs/lifecycle.md)."""
     code = (
@@ -724,6 +730,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=False, timeout=20)
 
 
+@pytest.mark.tf_only
 def test_export_on_a_real_full_disk_is_one_line_and_leaves_nothing(small_disk, monkeypatch):
     big = keras.Sequential([keras.Input((8,)), keras.layers.Dense(20_000)])  # 640 kB, twice with TFLite
     with pytest.raises(disk.DiskError, match=r"not enough space for .*needs about 1.\d MB") as info:
