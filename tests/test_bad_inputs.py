@@ -9,16 +9,24 @@ nothing is left on disk: no `.tfprune-*` temp folder and no destination.
 To add cases (mixed precision, MultiHeadAttention, ...), append `Api(...)` or
 `Cli(...)` objects to `CASES`; `make(ctx)` gets a `Ctx` with the case's
 temporary directory and the prepared model files.
+
+The CLI and export write SavedModels, so a case runs on TensorFlow only
+unless it says `any_backend=True` (the Python API cases that touch no
+SavedModel); the tests after the catalogue are marked one by one.
 """
 
+import contextlib
 import dataclasses
+import errno
 import json
 import os
 import re
 import subprocess
 import sys
+import warnings
 import zipfile
 from typing import Callable, Optional
+from unittest import mock
 
 import keras
 import numpy as np
@@ -26,9 +34,8 @@ import pytest
 
 import tfprune
 from tfprune import cli, exporting, schedules
-
-pytestmark = pytest.mark.tf_only  # the CLI and export write SavedModels
-
+from tfprune.cli import args as args_lib
+from tfprune.core import disk
 
 # ------------------------------------------------------------------ cases
 
@@ -56,6 +63,7 @@ class Api:
     raises: type
     match: str
     leaves: Optional[Callable] = None  # ctx -> path that must not exist afterwards
+    any_backend: bool = False  # runs under JAX too (no SavedModel, no CLI)
 
 
 @dataclasses.dataclass
@@ -67,10 +75,17 @@ class Cli:
     match: str
     leaves: Optional[Callable] = None
     subprocess: bool = False  # run the real console script (costs a TF import, ~5 s)
+    context: Optional[Callable] = None  # () -> a context manager the in-process run happens in
+    any_backend = False
 
 
 def _model():
     return keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, name="d1"), keras.layers.Dense(2, name="d2")])
+
+
+def _lambda_model():
+    return keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2, name="twice"),
+                             keras.layers.Dense(2, name="d")])
 
 
 def _unbuilt():
@@ -97,6 +112,7 @@ BAD_FILES = {  # name -> what the message says
     "model.txt": "has .txt, not .keras",
     "noext": "has no extension, not .keras",
     "crc.keras": "CRC",
+    "lambda.keras": r"holds a Lambda layer .*safe mode refuses.*safe_mode=False",  # issue 25: not the Keras version
 }
 
 
@@ -120,6 +136,7 @@ def files(tmp_path_factory):
     _model().save(plain)
     tfprune.wrap(_model(), tfprune.Sparsity(0.5)).save(wrapped)
     p = lambda name: os.path.join(d, name)  # noqa: E731
+    _lambda_model().save(p("lambda.keras"))
     os.symlink(p("nowhere.keras"), p("dangling.keras"))
     os.mkdir(p("dir.keras"))
     open(p("empty.keras"), "wb").close()
@@ -222,6 +239,13 @@ PRUNE_FLAGS = [  # (flag values, message)
     (["--data", "imagenet_typo"], "unknown --data 'imagenet_typo': not a built-in"),
     (["--method", "obd"], "unknown --method 'obd'"),
     (["--data-dir", "/nonexistent/idx"], "--data-dir '/nonexistent/idx' is not a directory"),
+    # Issue 25: a combination the method refuses is refused up front (PruningCallback.refuses).
+    (["--method", "hyperspherical", "--granularity", "channel"],
+     r"--method hyperspherical does not take --granularity channel --scope layer: .*'unstructured' with scope 'layer'"),
+    (["--method", "hyperspherical", "--scope", "global"],
+     "--method hyperspherical does not take --granularity unstructured --scope global"),
+    (["--method", "hyperspherical", "--granularity", "2:4"], "--method hyperspherical does not take --granularity 2:4"),
+    (["--method", "hyperspherical", "--strength", "-1"], "--strength must be a finite number >= 0"),
     (["--epochs", "3"], r"unrecognized arguments for `tfprune prune`: --epochs 3"),
     (["--bogus"], r"unrecognized arguments for `tfprune prune`: --bogus"),
 ]
@@ -234,6 +258,11 @@ def _cli_cases():
                          message, leaves=lambda c: c.out()))
     blocker = lambda c: _touch(os.path.join(c.tmp, "file"))  # noqa: E731
     cases += [
+        Cli("prune[--model wrapped.keras]", lambda c: ["prune", "--out", c.out(), "--model", c.file("wrapped.keras")],
+            r"--model '.*wrapped.keras' is already wrapped by tfprune.*pass the dense model.*tfprune.strip",
+            leaves=lambda c: c.out()),
+        Cli("prune[--model lambda.keras]", lambda c: ["prune", "--out", c.out(), "--model", c.file("lambda.keras")],
+            r"--model: '.*lambda.keras' holds a Lambda layer .*safe mode", leaves=lambda c: c.out()),
         Cli("prune[--out '']", lambda c: ["prune", "--out", ""], "--out is empty"),
         Cli("prune[--out under a file]", lambda c: ["prune", "--out", os.path.join(blocker(c), "run")],
             "not writable"),
@@ -423,7 +452,180 @@ def _model_cases():
     ]
 
 
-CASES = _file_cases() + _cli_cases() + _api_cases() + _model_cases() + _subprocess_cases()
+def _hs_model(bn=True, pruned=True):
+    """A hyperspherical, wrapped model with masks at the target (no training), with or without BN."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    if bn:
+        x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(x))
+    model = tfprune.wrap(tfprune.layers.to_hyperspherical(model), tfprune.Sparsity(0.5))
+    if pruned:
+        wrappers = tfprune.core.wrapper.wrappers_of(model, "test")
+        masks = tfprune.core.masks.compute_masks(wrappers, [w.effective_weights() for w in wrappers])
+        tfprune.core.masks.assign_masks(wrappers, masks)
+    return model
+
+
+def _weights_of(model):
+    return [keras.ops.convert_to_numpy(v).copy() for v in model.weights]
+
+
+def recover_unchanged(model, calibration, **kwargs):
+    """`recover_mean` that must fail and leave every weight bit-identical."""
+    before = _weights_of(model)
+    try:
+        tfprune.recover_mean(model, calibration=calibration, **kwargs)
+    finally:
+        after = _weights_of(model)
+        assert all(np.array_equal(a, b) for a, b in zip(before, after)), "recover_mean changed the model"
+
+
+def _recovery_cases():
+    """Issue 25: recover_mean checks its calibration before it changes anything."""
+    x = np.zeros((4, 6, 6, 3), "float32")
+    y = np.zeros((4,), "int32")
+    cases = [
+        ("wrong shape", True, np.zeros((4, 5, 5, 3), "float32"), ValueError,
+         r"calibration batches have shape \(4, 5, 5, 3\), but model .* takes inputs of shape \(None, 6, 6, 3\)"),
+        ("wrong rank", True, np.zeros((4, 108), "float32"), ValueError, r"shape \(4, 108\)"),
+        ("wrong shape, no BN", False, np.zeros((4, 5, 5, 3), "float32"), ValueError,
+         r"calibration batches have shape \(4, 5, 5, 3\)"),
+        ("(x, y) wrong shape", True, (np.zeros((4, 7, 7, 3), "float32"), y), ValueError, r"shape \(4, 7, 7, 3\)"),
+        ("a string", True, "data", TypeError, "calibration must be data .*; got str 'data'"),
+        ("a number", True, 3, TypeError, "calibration must be data .*; got int"),
+        ("no batch", True, x[:0], ValueError, "calibration gave no batch"),
+    ]
+    out = [Api(f"recover_mean(calibration={name})", lambda c, bn=bn, d=data: recover_unchanged(_hs_model(bn), d),
+               error, match, any_backend=True) for name, bn, data, error, match in cases]
+    out.append(Api("recover_mean(nothing pruned yet)",
+                   lambda c: recover_unchanged(_hs_model(pruned=False), (x, y)), ValueError,
+                   r"layer 'conv' has target 0.5 but nothing pruned yet \(its mask is all ones\).*Hyperspherical",
+                   any_backend=True))
+    return out
+
+
+class _Usage:
+    def __init__(self, free):
+        self.free, self.total, self.used = free, 1 << 30, (1 << 30) - free
+
+
+@contextlib.contextmanager
+def _full_disk(free=1000):
+    """`shutil.disk_usage` reports a nearly full disk (the pre-checks see it)."""
+    with mock.patch.object(disk.shutil, "disk_usage", lambda path: _Usage(free)):
+        yield
+
+
+@contextlib.contextmanager
+def _failing_write(error):
+    """The SavedModel write raises `error` (a full or read-only disk met during the write)."""
+    def export(self, path, *args, **kwargs):
+        os.makedirs(path)  # something partial, which must not stay
+        raise error
+
+    with mock.patch.object(keras.Model, "export", export):
+        yield
+
+
+def _export_with(context, ctx, **kwargs):
+    with context:
+        return tfprune.export(_model(), ctx.out(), **kwargs)
+
+
+def _tf_no_space():
+    import tensorflow as tf
+
+    return tf.errors.ResourceExhaustedError(None, None, "saved_model.pb; No space left on device")
+
+
+def _image_folder(ctx, bad_name, content):
+    """Two class folders of 3 real PNGs each, plus one bad file in class `b` (`content`: bytes or None)."""
+    root = ctx.out("images")
+    for c in ("a", "b"):
+        os.makedirs(os.path.join(root, c))
+        for i in range(3):
+            keras.utils.save_img(os.path.join(root, c, f"{i}.png"), np.full((8, 8, 1), 40 * i, "uint8"), scale=False)
+    bad = os.path.join(root, "b", bad_name)
+    if content is None:
+        os.symlink(os.path.join(root, "nowhere.png"), bad)
+    else:
+        with open(bad, "wb") as f:
+            f.write(content)
+    return root
+
+
+BAD_IMAGES = [  # (id, file name, content, message): each found before any training, naming the file
+    ("text .png", "zz.png", b"not an image\n", r"'.*/b/zz.png' is not a PNG, JPEG, GIF or BMP image \(it starts "
+                                                r"with b'not an i'\); remove it or replace it"),
+    ("empty .jpg", "e.jpg", b"", r"'.*/b/e.jpg' is empty \(0 bytes\)"),
+    ("html .JPEG", "page.JPEG", b"<html></html>", r"'.*/b/page.JPEG' is not a PNG, JPEG"),
+    ("dangling .png", "gone.png", None, r"'.*/b/gone.png' cannot be read \(No such file"),
+]
+
+
+def _other_cases():
+    """Issue 25: the other escapes, each a one-line error naming the cause and the fix."""
+    return [
+        *(Cli(f"prune[--data images with a {name}]",
+              lambda c, f=f, b=b: ["prune", "--out", c.out(), "--data", _image_folder(c, f, b), "--input-shape",
+                                   "28,28,1"], match, leaves=lambda c: c.out())
+          for name, f, b, match in BAD_IMAGES),
+        Cli("launch[-- /nonexistent/cmd]", lambda c: ["launch", "--", "/nonexistent/cmd", "x"],
+            "launch: the command '/nonexistent/cmd' is not an executable file"),
+        Cli("launch[-- no-such-program]", lambda c: ["launch", "--workers", "2", "--", "tfprune-no-such-program"],
+            "launch: the command 'tfprune-no-such-program' is not found on PATH"),
+        Api("launch(/nonexistent/cmd)", lambda c: tfprune.distribute.launch(["/nonexistent/cmd"]), ValueError,
+            "is not an executable file"),
+        Api("hard_prune(Budget model)",
+            lambda c: tfprune.hard_prune(tfprune.wrap(tfprune.models.lenet5(), tfprune.Budget(0.5))), ValueError,
+            r"was wrapped with tfprune.Budget .*tfprune.tapering.finalize\(model\)", any_backend=True),
+    ]
+
+
+def _disk_cases():
+    """Issue 25: folders checked before any work; disk errors are one line naming the path."""
+    blocker = lambda c: _touch(c.out("file"))  # noqa: E731
+    enospc = lambda: OSError(errno.ENOSPC, "No space left on device")  # noqa: E731
+    return [
+        Api("export(full disk)", lambda c: _export_with(_full_disk(), c, tflite=True), disk.DiskError,
+            r"tfprune.export: not enough space for '.*': needs about .*B, 1.0 kB free", leaves=lambda c: c.out()),
+        Api("export(ENOSPC during the write)", lambda c: _export_with(_failing_write(enospc()), c), disk.DiskError,
+            r"tfprune.export: cannot write '.*out': the disk is full \(needs about .*\); free some space",
+            leaves=lambda c: c.out()),
+        Api("export(TF ResourceExhausted: no space)", lambda c: _export_with(_failing_write(_tf_no_space()), c),
+            disk.DiskError, "cannot write '.*out': the disk is full", leaves=lambda c: c.out()),
+        Api("export(EROFS during the write)",
+            lambda c: _export_with(_failing_write(OSError(errno.EROFS, "Read-only file system")), c),
+            disk.DiskError, "cannot write '.*out': the file system is read-only", leaves=lambda c: c.out()),
+        Api("export(under /proc)", lambda c: tfprune.export(_model(), "/proc/tfprune-nope/m"), ValueError,
+            r"tfprune.export: cannot write to '/proc' \(path '/proc/tfprune-nope/m': no such file or directory\)"),
+        Cli("export[under /proc]", lambda c: ["export", c.file("plain.keras"), "/proc/tfprune-nope/m"],
+            r"cannot write to '/proc' \(output '/proc/tfprune-nope/m': no such file"),
+        Cli("export[full disk]", lambda c: ["export", c.file("plain.keras"), c.out(), "--tflite"],
+            "not enough space for", leaves=lambda c: c.out(), context=_full_disk),
+        Cli("prune[--out on a full disk]", lambda c: ["prune", "--out", c.out()],
+            r"tfprune prune --out: not enough space for '.*out': needs about", leaves=lambda c: c.out(),
+            context=_full_disk),
+        Cli("prune[--out on a read-only disk]", lambda c: ["prune", "--out", c.out()],
+            r"--out '.*out' is not writable \(Read-only file system\)", leaves=lambda c: c.out(),
+            context=lambda: mock.patch.object(args_lib.tempdirs.tempfile, "mkdtemp",
+                                              mock.Mock(side_effect=OSError(errno.EROFS, "Read-only file system")))),
+        Api("BackupAndRestore(a file)", lambda c: tfprune.distribute.BackupAndRestore(blocker(c)), ValueError,
+            r"backup_dir: '.*file' is '.*file', which is a file, not a directory"),
+        Api("BackupAndRestore(under a file)",
+            lambda c: tfprune.distribute.BackupAndRestore(os.path.join(blocker(c), "b")), ValueError,
+            r"'.*file/b' lies under '.*file', which is a file"),
+        Api("keras BackupAndRestore(backup_dir(a file))",
+            lambda c: keras.callbacks.BackupAndRestore(tfprune.distribute.backup_dir(blocker(c))), ValueError,
+            "which is a file, not a directory"),
+    ]
+
+
+CASES = (_file_cases() + _cli_cases() + _api_cases() + _model_cases() + _recovery_cases() + _other_cases()
+         + _disk_cases() + _subprocess_cases())
 
 
 # ------------------------------------------------------------------ checks
@@ -452,7 +654,8 @@ def test_the_catalogue_is_large_and_ids_are_unique():
     assert sum(c.subprocess for c in CASES if isinstance(c, Cli)) <= 8
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=() if c.any_backend else pytest.mark.tf_only)
+                                  for c in CASES])
 def test_bad_input_is_a_clear_one_line_error(case, files, tmp_path, capsys):
     ctx = Ctx(str(tmp_path), files)
     if isinstance(case, Api):
@@ -468,7 +671,8 @@ def test_bad_input_is_a_clear_one_line_error(case, files, tmp_path, capsys):
         assert re.search(case.match, lines[0]), lines[0]
     else:
         capsys.readouterr()
-        code = cli.main(case.argv(ctx))
+        with case.context() if case.context else contextlib.nullcontext():
+            code = cli.main(case.argv(ctx))
         err = capsys.readouterr().err.strip()
         assert code == 2, err
         assert len(err.splitlines()) == 1 and err.startswith("tfprune: error: "), err
@@ -476,6 +680,19 @@ def test_bad_input_is_a_clear_one_line_error(case, files, tmp_path, capsys):
     assert not _leftovers(ctx, case)
 
 
+def test_recover_mean_failing_while_recalibrating_puts_every_weight_back():
+    """The first batch fits, a later one does not: the kernels were assigned, then restored."""
+    model = _hs_model()
+    good, bad = np.ones((4, 6, 6, 3), "float32"), np.ones((4, 6, 6, 4), "float32")
+    with pytest.raises(Exception) as info:
+        recover_unchanged(model, iter([good, bad]))
+    assert not isinstance(info.value, AssertionError), info.value  # Keras' error, with the weights back
+    assert not any(w.layer.mean_path for w in tfprune.core.wrapper.wrappers_of(model, "test"))
+    tfprune.recover_mean(model, calibration=iter([good]))  # and it still works afterwards
+    assert all(w.layer.mean_path for w in tfprune.core.wrapper.wrappers_of(model, "test"))
+
+
+@pytest.mark.tf_only
 def test_a_wrapped_file_loaded_without_tfprune_names_the_class_and_module(files):
     """What a user sees loading a wrapped file with plain Keras (docs/lifecycle.md)."""
     code = (
@@ -490,3 +707,69 @@ def test_a_wrapped_file_loaded_without_tfprune_names_the_class_and_module(files)
     assert proc.returncode == 3, proc.stderr
     assert "Could not locate class 'PruneWrapper'" in proc.stdout
     assert "'module': 'tfprune.core.wrapper'" in proc.stdout
+
+
+def _mount_tmpfs(path, size):
+    try:
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                              capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError) as err:
+        return str(err)
+    return None if proc.returncode == 0 else proc.stderr.strip() or f"mount exited {proc.returncode}"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MB file system (tmpfs), skipped where this process may not mount."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    why = _mount_tmpfs(mount, "1m")
+    if why:
+        pytest.skip(f"cannot mount a 1 MB tmpfs here ({why})")
+    yield str(mount)
+    subprocess.run(["umount", str(mount)], check=False, timeout=20)
+
+
+@pytest.mark.tf_only
+def test_export_on_a_real_full_disk_is_one_line_and_leaves_nothing(small_disk, monkeypatch):
+    big = keras.Sequential([keras.Input((8,)), keras.layers.Dense(20_000)])  # 640 kB, twice with TFLite
+    with pytest.raises(disk.DiskError, match=r"not enough space for .*needs about 1.\d MB") as info:
+        tfprune.export(big, os.path.join(small_disk, "m"), tflite=True)
+    assert len(str(info.value).splitlines()) == 1 and os.listdir(small_disk) == []
+    monkeypatch.setattr(disk, "check_free_space", lambda *args: None)  # the write itself meets the full disk
+    with pytest.raises(disk.DiskError, match=r"cannot write '.*m': the disk is full") as info:
+        tfprune.export(big, os.path.join(small_disk, "m"), tflite=True)
+    assert len(str(info.value).splitlines()) == 1 and os.listdir(small_disk) == []
+
+
+def test_strip_of_a_never_pruned_model_warns_once_and_names_hard_prune():
+    wrapped = tfprune.wrap(_model(), tfprune.Sparsity(0.5))
+    with pytest.warns(UserWarning) as caught:
+        tfprune.strip(wrapped)
+    ours = [str(w.message) for w in caught if "tfprune.strip" in str(w.message)]
+    assert len(ours) == 1 and "call tfprune.hard_prune(model)" in ours[0] and "d1, d2" in ours[0], ours
+    tfprune.hard_prune(wrapped)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tfprune.strip(wrapped)
+    assert not [w for w in caught if "tfprune.strip" in str(w.message)]
+
+
+def test_a_layer_target_that_would_empty_a_layer_keeps_one_weight():
+    """Unstructured 0.95 on a layer of 6 weights keeps 1 (round would keep 0), like global scope's floor."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, use_bias=False, name="tiny")])
+    wrapped = tfprune.wrap(model, tfprune.Sparsity(0.95))
+    tfprune.hard_prune(wrapped)
+    kernel = keras.ops.convert_to_numpy(tfprune.strip(wrapped).get_layer("tiny").kernel)
+    assert np.count_nonzero(kernel) == 1
+
+
+def test_wrap_and_strip_of_an_in_memory_lambda_model_work_in_safe_mode():
+    """Cloning an in-memory model deserialises no bytecode: safe mode stays on and the Lambda is kept."""
+    model = _lambda_model()
+    x = np.ones((2, 4), "float32")
+    wrapped = tfprune.wrap(model, tfprune.Sparsity(0.5))
+    stripped = tfprune.strip(tfprune.hard_prune(wrapped))
+    assert isinstance(stripped.get_layer("twice"), keras.layers.Lambda)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(wrapped(x)), keras.ops.convert_to_numpy(stripped(x)),
+                               rtol=1e-6)

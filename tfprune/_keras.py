@@ -244,17 +244,22 @@ def add_replica_local_weight(layer, name, shape, dtype, initializer):
     a read outside the step returns their mean, so a ratio of two such
     accumulators is exact. `add_weight` does not expose `synchronization`,
     hence the variable is made and tracked here. Elsewhere it is a plain
-    weight.
+    weight. Its path is the one `add_weight` would give (`<layer path>/<name>`),
+    whether it is made from a callback (top level) or in `build` on load, so
+    it keeps its path through a `.keras` round trip.
     """
-    variable = keras.Variable(
-        initializer=keras.initializers.get(initializer),
-        shape=shape,
-        dtype=dtype,
-        trainable=False,
-        aggregation="mean",
-        synchronization="on_read",
-        name=name,
-    )
+    # The scope `Layer.add_weight` opens: with `caller`, the layer's own
+    # parent path, not whatever scope (if any) is open at the call.
+    with keras.name_scope(layer.name, caller=layer):
+        variable = keras.Variable(
+            initializer=keras.initializers.get(initializer),
+            shape=shape,
+            dtype=dtype,
+            trainable=False,
+            aggregation="mean",
+            synchronization="on_read",
+            name=name,
+        )
     layer._track_variable(variable)
     return variable
 
@@ -395,3 +400,8 @@ def check_steps_per_execution(model):
             f"{strategy.num_replicas_in_sync} replicas (keras-team/keras#19246); compile with "
             "steps_per_execution=1"
         )
+
+
+def lambda_output_shape(layer):
+    """The `output_shape` a `keras.layers.Lambda` was made with (kept privately by Keras)."""
+    return getattr(layer, "_output_shape", None)

@@ -19,7 +19,9 @@
 
 `shrink` and `export` are the very functions of their parts, named here so
 the spine reads in one place; the lifecycle sits above both in the layer
-order (docs/design.md §2). It names no method.
+order (docs/design.md §2). It names no method, except to send a `Budget`
+(gated) model to its own final step, `tfprune.tapering.finalize`. `strip`
+warns when layers with a target were never pruned (no zeros to bake).
 
 Example:
 
@@ -33,12 +35,17 @@ tfprune.export(small, "out/model")
 ```
 """
 
+import warnings
+
+import keras
+import numpy as np
 
 from tfprune.core import cloning
 from tfprune.core.spec import PruningSpec
 from tfprune.core.state import reset_compiled_functions
 from tfprune.core.wrapper import strip_model, wrappers_of
 from tfprune.exporting import export
+from tfprune.methods.tapering.gates import iter_gates
 from tfprune.structure.hardening import project_and_freeze
 from tfprune.structure.surgery import shrink
 
@@ -107,6 +114,7 @@ def hard_prune(model):
     model.fit(train, epochs=2)     # masks hold
     ```
     """
+    _check_not_gated(model, "tfprune.hard_prune")
     wrappers = wrappers_of(model, "tfprune.hard_prune")
     project_and_freeze(model, wrappers)
     reset_compiled_functions(model)
@@ -132,5 +140,26 @@ def strip(model):
     ```
     """
     cloning.check_cloneable(model, "strip")
-    wrappers_of(model, "tfprune.strip")
+    _warn_if_never_pruned(wrappers_of(model, "tfprune.strip"))
     return strip_model(model)
+
+
+def _check_not_gated(model, what):
+    """A `Budget` model has channel gates, not masks: its hard prune is `tfprune.tapering.finalize`."""
+    if any(True for _ in iter_gates(model)):
+        raise ValueError(
+            f"{what}: model {model.name!r} was wrapped with tfprune.Budget (channel gates, no masks); "
+            "close its gates with tfprune.tapering.finalize(model), then tfprune.shrink(...)"
+        )
+
+
+def _warn_if_never_pruned(wrappers):
+    """One warning when layers with a target still have all-ones masks (`strip` would bake in no zeros)."""
+    idle = [w.name for w in wrappers if float(w.target or 0) > 0
+            and all(bool(np.all(keras.ops.convert_to_numpy(m) == 1)) for m in w.masks)]
+    if idle:
+        warnings.warn(
+            f"tfprune.strip: {len(idle)} of {len(wrappers)} wrapped layers ({', '.join(idle[:4])}"
+            f"{', ...' if len(idle) > 4 else ''}) have a sparsity target but nothing pruned (masks all ones), so "
+            "the stripped model has no zeros: call tfprune.hard_prune(model) (or train with a pruning "
+            "callback) first", UserWarning, stacklevel=3)

@@ -7,12 +7,22 @@ from tfprune.core import projections as sp
 
 
 def _ranked_mask(scores, target):
-    """The reference: keep the entries a stable descending argsort puts first."""
+    """The reference: keep the entries a stable descending argsort puts first (at least one)."""
     flat = scores.reshape(-1)
-    keep = int(round(flat.size * (1 - target)))
+    keep = max(1, int(round(flat.size * (1 - target))))
     mask = np.zeros(flat.size, "float32")
     mask[np.argsort(-flat, kind="stable")[:keep]] = 1
     return mask.reshape(scores.shape)
+
+
+@pytest.mark.parametrize("target", [0.95, 0.99, 1.0])
+def test_a_layer_target_never_empties_a_kernel(target):
+    """0.95 of 6 weights rounds to keeping 0: the floor keeps the largest one, as global scope does."""
+    scores = keras.ops.convert_to_tensor(np.array([0.1, 0.5, 0.2, 0.9, 0.3, 0.4], "float32"))
+    for t in (target, keras.ops.convert_to_tensor(target)):
+        assert to_numpy(sp.unstructured_mask(scores, t)).tolist() == [0, 0, 0, 1, 0, 0]
+    channels = to_numpy(sp.channel_mask(keras.ops.reshape(scores, (2, 3)), target, (0,)))
+    assert channels.sum(axis=0).tolist() == [2, 0, 0]  # one channel (the strongest) stays
 
 
 def test_unstructured_mask_keeps_exact_count():

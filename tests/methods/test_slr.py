@@ -214,6 +214,22 @@ def test_save_load_safe_mode_keeps_state(tmp_path):
     assert state(loaded.get_layer("fc2"), "slr_s") == state(model.get_layer("fc2"), "slr_s")
 
 
+def test_every_state_variable_keeps_its_path_through_keras(tmp_path):
+    """Issue 25: the replica-local accumulators were made at top level by the callback (`slr_penalty_sum`)
+    but in the layer's scope by `build` on load (`fc2/slr_penalty_sum`); resume code looks them up by path."""
+    model = wrapped()
+    x, y = tiny_data()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[PaperSLR()])
+    path = str(tmp_path / "slr.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    before = [v.path for v in model.variables]
+    assert before == [v.path for v in loaded.variables]
+    assert {"fc2/slr_penalty_sum", "fc2/slr_penalty_steps", "fc2/slr_s"} <= set(before)
+    for v, w in zip(model.variables, loaded.variables):
+        np.testing.assert_array_equal(np_(v.value), np_(w.value), err_msg=v.path)
+
+
 def test_config_round_trip():
     cb = PaperSLR(rho=0.2, M=100, r=0.2, s0=0.05)
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(cb))

@@ -37,6 +37,7 @@ from tfprune.cli.args import (
 )
 from tfprune.cli.config import read_config
 from tfprune.cli.run import prepare, run_prune
+from tfprune.core import disk
 from tfprune.distribute import launcher
 
 
@@ -62,7 +63,10 @@ def run_export(args):
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None
     model = _load(args.model)
-    print(tfprune.export(model, args.out, tflite=args.tflite, overwrite=args.overwrite))
+    try:
+        print(tfprune.export(model, args.out, tflite=args.tflite, overwrite=args.overwrite))
+    except ValueError as err:  # the folder could not be created; DiskError is caught in main
+        raise UsageError(str(err)) from None
 
 
 def run_launch(args):
@@ -73,7 +77,10 @@ def run_launch(args):
     if not command:
         raise UsageError("launch needs a command after `--`: tfprune launch --workers 2 -- python train.py")
     check_numbers(args)
-    return launcher.launch(command, workers=args.workers, timeout=args.timeout)
+    try:
+        return launcher.launch(command, workers=args.workers, timeout=args.timeout)
+    except ValueError as err:  # the command not found: before any worker starts
+        raise UsageError(str(err)) from None
 
 
 def parse(argv):
@@ -133,7 +140,7 @@ def main(argv=None):
     except UsageError as err:
         print(f"tfprune: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except FileNotFoundError as err:
+    except (FileNotFoundError, disk.DiskError) as err:
         print(f"tfprune: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     return 0

@@ -3,7 +3,8 @@
 `describe_data(args, want)` says what the data is (kind, image shape, number
 of classes) without reading it, given the input shape the model wants
 (`want`, or None for a zoo model that takes the data's); `check_available`
-checks the files are there (nothing is ever downloaded); `load_data` returns
+checks the files are there and, for an image folder, that every image file
+starts like an image (nothing is ever downloaded); `load_data` returns
 the `(train, test)` batched `tf.data` pipelines of `(image, int label)`.
 
 Scaling: IDX and image folders give float32 images in [0, 1] (`/255`), as
@@ -32,6 +33,8 @@ BUILT_IN = ("fashion_mnist", "mnist", "cifar10", "imagenet")
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 IMAGENET_PREPROCESS = ("resnet50", "vgg16", "mobilenet_v2", "resnet18", "alexnet")
 _COLOR = {1: "grayscale", 3: "rgb", 4: "rgba"}
+# The first bytes of the formats `tf.io.decode_image` reads (it goes by content, not by the extension).
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
 
 
 @dataclasses.dataclass
@@ -64,13 +67,53 @@ def _mismatch(data_shape, want, name):
                          "the data; image folders and tfds are resized with --image-size)")
 
 
+def _image_files(folder):
+    """The files `keras.utils.image_dataset_from_directory` reads from one class folder (same walk, same filter)."""
+    for root, _, names in sorted(os.walk(folder), key=lambda walked: walked[0]):
+        yield from (os.path.join(root, n) for n in sorted(names) if n.lower().endswith(IMAGE_EXTENSIONS))
+
+
 def _class_folders(directory):
     classes = sorted(d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d)))
-    counts = {}
-    for c in classes:
-        files = [f for _, _, fs in os.walk(os.path.join(directory, c)) for f in fs]
-        counts[c] = sum(f.lower().endswith(IMAGE_EXTENSIONS) for f in files)
+    counts = {c: sum(1 for _ in _image_files(os.path.join(directory, c))) for c in classes}
     return [c for c in classes if counts[c]], counts
+
+
+def _not_an_image(path):
+    """Why `path` is no image TF can decode, from its first bytes (None: it looks like one)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+    if not head:
+        return "is empty (0 bytes)"
+    if not head.startswith(_SIGNATURES):
+        return f"is not a PNG, JPEG, GIF or BMP image (it starts with {head!r})"
+    return None
+
+
+def check_images(source):
+    """Every image file of an image folder starts like an image: a bad one is named before any training.
+
+    Reads 8 bytes per file, so a text file named `.png` fails here, in one line, rather than as a TF decode
+    error without a file name in the middle of an epoch.
+
+    Args:
+        source: a `DataSource` of kind `"images"`.
+
+    Example:
+
+    ```python
+    check_images(describe_data(args, want=(32, 32, 3)))  # UsageError naming the first bad file
+    ```
+    """
+    bad = [(path, why) for c in source.classes for path in _image_files(os.path.join(source.name, c))
+           if (why := _not_an_image(path))]
+    if bad:
+        path, why = bad[0]
+        more = f" (and {len(bad) - 1} more bad files)" if len(bad) > 1 else ""
+        raise UsageError(f"--data {source.name!r}: {path!r} {why}{more}; remove it or replace it with an image")
 
 
 def _describe_images(args, want, size, fallback):
@@ -168,9 +211,11 @@ def _tfds_prepared(builder):
 
 
 def check_available(source, args):
-    """The data's files are there (IDX files, a prepared tfds dataset, ImageNet's archives); never downloads."""
+    """The data's files are there (IDX files, a prepared tfds dataset, ImageNet's archives, images); never downloads."""
     try:
-        if source.kind == "idx":
+        if source.kind == "images":
+            check_images(source)
+        elif source.kind == "idx":
             for split in ("train", "test"):
                 find_data(source.name, split, args.data_dir)
         elif source.kind in ("cifar10", "tfds", "imagenet"):

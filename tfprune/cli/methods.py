@@ -126,8 +126,14 @@ def resolve_method_options(args):
         if args.shrink and args.granularity != "channel":
             raise UsageError(f"--shrink removes pruned channels, so it needs --granularity channel (or --method "
                              f"tapering); got --granularity {args.granularity}")
-    if args.method in ("admm", "slr"):
-        try:  # the method's own checks, before any data is loaded
-            method_factories()[args.method](args, 1)
-        except ValueError as err:
-            raise UsageError(f"{err} (set by --rho / --rho-end / --harden)") from None
+    if args.method == "tapering":
+        return
+    try:  # the method's own checks, before any data is loaded
+        callback = method_factories()[args.method](args, 1)
+    except ValueError as err:
+        flags = [_flag(n) for n, ms in METHOD_OPTIONS.items() if args.method in ms and len(ms) < 4]
+        raise UsageError(f"{err} (set by {' / '.join(flags)})") from None
+    reason = callback.refuses(args.granularity, args.scope)
+    if reason:  # the method states what it can prune (PruningCallback.refuses)
+        raise UsageError(f"--method {args.method} does not take --granularity {args.granularity} --scope "
+                         f"{args.scope}: {reason}")

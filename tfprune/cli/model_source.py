@@ -21,6 +21,8 @@ import keras
 
 from tfprune import exporting, models
 from tfprune.cli.args import UsageError, parse_shape
+from tfprune.core.wrapper import is_wrapped
+from tfprune.methods.tapering.gates import iter_gates
 
 # Every classification builder of tfprune.models; the detectors have no classification loss.
 ZOO = {name: getattr(models, name) for name in (
@@ -99,6 +101,10 @@ def describe_model(args):
         model = exporting.load_model(name, compile=False)
     except exporting.ModelFileError as err:
         raise UsageError(f"--model: {err}") from None
+    if is_wrapped(model) or any(True for _ in iter_gates(model)):  # before any shape check: the real cause
+        raise UsageError(f"--model {name!r} is already wrapped by tfprune (a pruning run's intermediate model); "
+                         "`tfprune prune` wraps the dense model itself: pass the dense model, or the "
+                         "stripped result of tfprune.strip(model)")
     model_shape = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
     if model_shape is None or len(model_shape) != 3 or None in model_shape:
         raise UsageError(f"--model {name!r} takes inputs of shape {model.input_shape}; `tfprune prune` trains "

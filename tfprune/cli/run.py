@@ -28,6 +28,7 @@ from tfprune.cli.args import UsageError, check_numbers, check_out, prune_parser
 from tfprune.cli.config import write_config
 from tfprune.cli.data_source import check_available, describe_data, load_data, steps_of
 from tfprune.cli.model_source import build_model, describe_model, from_logits
+from tfprune.core import disk
 from tfprune.core.wrapper import model_sparsity, wrappers_of
 from tfprune.exporting import tempdirs
 from tfprune.report import plotting
@@ -74,7 +75,13 @@ def prepare(args):
     model = build_model(source, data.input_shape, data.num_classes)
     _check_model_fits(args, model)
     check_available(data, args)
+    disk.check_free_space(args.out, out_size(model), "tfprune prune --out")
     return Plan(source, data, model)
+
+
+def out_size(model):
+    """About what `--out` will hold: the model file, SavedModel, TFLite and a dense SavedModel."""
+    return 4 * disk.weights_size(model)
 
 
 def _accuracy(model, dataset):
@@ -94,8 +101,9 @@ def run_prune(args, plan):
     keras_verbose = min(args.verbose, 2)
     logits = from_logits(plan.model)
     parent = os.path.dirname(os.path.abspath(args.out))
-    work = tempdirs.make_temp_dir(parent, "run")
+    work = None
     try:
+        work = tempdirs.make_temp_dir(parent, "run")
         def compile_(model):
             model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=logits), metrics=["accuracy"])
@@ -175,8 +183,13 @@ def run_prune(args, plan):
         if os.path.exists(args.out):
             shutil.rmtree(args.out)
         os.replace(work, args.out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    except BaseException as err:
+        if work:
+            shutil.rmtree(work, ignore_errors=True)
+        failure = disk.as_disk_error(err, args.out, "tfprune prune --out", out_size(plan.model)) \
+            if isinstance(err, Exception) else None
+        if failure is None:
+            raise
+        raise failure from None
     report.print_report(results, final_report, args.out)
     return results

@@ -75,6 +75,13 @@ def new_layer(layer, config=None):
     Returns:
         `(copy, saved)`, `saved` being what `restore_initializers` needs.
     """
+    if type(layer) is keras.layers.Lambda and config is None:
+        # An in-memory Lambda keeps its function object: nothing is deserialised, safe mode stays on.
+        base = layer.get_config()
+        clone = keras.layers.Lambda(layer.function, output_shape=_keras.lambda_output_shape(layer), mask=layer.mask,
+                                    arguments=layer.arguments, name=base["name"], dtype=base.get("dtype"),
+                                    trainable=base.get("trainable", True))
+        return clone, {}
     config = dict(layer.get_config() if config is None else config)
     saved = {}
     if layer.weights:

@@ -11,15 +11,19 @@ from keras import ops
 
 
 def _keep_count(size, target):
-    """Number of entries to keep, `round(size * (1 - target))` as in TFMOT.
+    """Number of entries to keep, `round(size * (1 - target))` as in TFMOT, at least one.
 
-    A Python int when `target` is a Python number (the usual case: a fixed
-    target), so that the sort below can be a partial one; else a tensor.
+    The floor of one (one weight, or one channel) is the layer-scope twin of
+    the global scope's floor (`tfprune.core.masks.GLOBAL_MIN_KEEP`): a target
+    never empties a layer, which would cut the network (0.95 of 6 weights
+    keeps 1, not 0). A Python int when `target` is a Python number (the usual
+    case: a fixed target), so that the sort below can be a partial one; else
+    a tensor.
     """
     if isinstance(target, (int, float)):
-        return int(round(float(size) * (1.0 - float(target))))
+        return max(1, int(round(float(size) * (1.0 - float(target))))) if size else 0
     target = ops.cast(target, "float32")
-    return ops.cast(ops.round(float(size) * (1.0 - target)), "int32")
+    return ops.maximum(ops.cast(ops.round(float(size) * (1.0 - target)), "int32"), 1 if size else 0)
 
 
 def _kth_largest(flat, k):
@@ -60,7 +64,7 @@ def keep_largest(flat, keep):
 
 
 def unstructured_mask(scores, target):
-    """Keeps exactly `round(n * (1 - target))` entries with the largest scores.
+    """Keeps exactly `max(1, round(n * (1 - target)))` entries with the largest scores.
 
     Args:
         scores: tensor of importances.

@@ -19,6 +19,13 @@ the last backup (what Keras does), so a resumed run equals an uninterrupted one
 when the data order of an epoch does not depend on earlier epochs (e.g.
 `shuffle=False`, or a dataset seeded per epoch).
 
+Disks: the base folder is checked when the callback is made (a file or a
+read-only folder is a one-line `ValueError` before any training). Before each
+save the free space is checked against the weights' size, since h5py can end
+the process (SIGSEGV) when the disk fills during a write; a backup that does
+not fit is skipped with one warning naming the folder and the space needed,
+the previous backups are kept, and the next epoch end tries again.
+
 Example:
 
 ```python
@@ -29,10 +36,12 @@ model.fit(x, y, epochs=8, callbacks=[method, tfprune.distribute.BackupAndRestore
 import json
 import os
 import shutil
+import warnings
 
 import keras
 
 from tfprune import _keras
+from tfprune.core import disk
 
 LATEST = "latest.json"
 
@@ -67,6 +76,7 @@ def backup_dir(base, strategy=None):
     """
     if not str(base).strip():
         raise ValueError("backup_dir: empty base folder; pass the job's backup folder")
+    disk.check_folder(base, "backup_dir")  # a file or a read-only folder fails here, before any training
     return os.path.join(os.fspath(base), worker_name(strategy))
 
 
@@ -85,11 +95,16 @@ def _fsync_dir(path):
 
 def _write_atomic(path, text):
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     _fsync_dir(os.path.dirname(path))
 
 
@@ -166,9 +181,24 @@ class BackupAndRestore(keras.callbacks.Callback):
         _keras.set_initial_epoch(self.model, epoch)
 
     def on_epoch_end(self, epoch, logs=None):
-        os.makedirs(self.folder, exist_ok=True)
         name = f"epoch-{epoch + 1}"
         tmp = os.path.join(self.folder, f".{name}.tmp-{os.getpid()}")
+        needed = disk.weights_size(self.model)
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            # h5py may crash the process on a full disk: never start a write that cannot fit.
+            disk.check_free_space(self.folder, needed, "BackupAndRestore")
+            self._save(epoch + 1, name, tmp)
+        except OSError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            failure = err if isinstance(err, disk.DiskError) else disk.as_disk_error(
+                err, self.folder, "BackupAndRestore", needed)
+            if failure is None:
+                raise
+            warnings.warn(f"{failure}; epoch {epoch + 1} was not backed up (the previous backups are kept, "
+                          "the next epoch end tries again)", RuntimeWarning, stacklevel=2)
+
+    def _save(self, epoch, name, tmp):
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         weights = os.path.join(tmp, "model.weights.h5")
@@ -179,7 +209,7 @@ class BackupAndRestore(keras.callbacks.Callback):
         shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)
         _fsync_dir(self.folder)
-        backups = [b for b in self._index() if b["dir"] != name] + [{"epoch": epoch + 1, "dir": name}]
+        backups = [b for b in self._index() if b["dir"] != name] + [{"epoch": epoch, "dir": name}]
         _write_atomic(os.path.join(self.folder, LATEST), json.dumps({"backups": backups[-2:]}))
         for old in backups[:-2]:
             shutil.rmtree(os.path.join(self.folder, old["dir"]), ignore_errors=True)

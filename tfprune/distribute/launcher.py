@@ -16,6 +16,7 @@ code = launch(["python", "train.py"], workers=2, timeout=600)
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -126,6 +127,10 @@ def launch(command, workers=2, timeout=None, env=None, out=None, host="localhost
         raise ValueError("launch: no command given; write `tfprune launch --workers N -- python train.py`")
     if int(workers) < 1:
         raise ValueError(f"launch: workers must be >= 1; got {workers}")
+    program = os.fspath(command[0])
+    if shutil.which(program, path=(os.environ if env is None else env).get("PATH")) is None:
+        where = "is not an executable file" if os.sep in program else "is not found on PATH"
+        raise ValueError(f"launch: the command {program!r} {where}; check the command after `--`")
     out = sys.stdout if out is None else out
     addresses = [f"{host}:{port}" for port in free_ports(int(workers), host)]
     lock = threading.Lock()

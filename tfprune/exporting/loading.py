@@ -160,6 +160,12 @@ def load_model(path, compile=False, custom_objects=None, safe_mode=True):
         match = _UNKNOWN.search(str(err))
         if match:
             message = unknown_class_message(path, config, match.group(2))
+        elif "safe_mode" in str(err) or "unsafe_deserialization" in str(err):
+            message = (
+                f"{path!r} holds a Lambda layer (Python bytecode), which Keras' safe mode refuses to load; "
+                "if you trust the file, load it with tfprune.exporting.load_model(path, safe_mode=False) "
+                "(or keras.config.enable_unsafe_deserialization()), else rebuild the Lambda as a registered layer."
+            )
         else:
             message = (
                 f"{path!r} could not be loaded by Keras ({type(err).__name__}: {_first_line(err)}); "

@@ -2,18 +2,23 @@
 
 TensorFlow-only (SavedModel and TFLite are TensorFlow formats). Everything is
 written to a temporary path next to the destination and renamed into place,
-so an interrupted export never leaves a half-written model behind.
+so an interrupted export never leaves a half-written model behind. The free
+space is checked against the weights' size first, and a full or read-only
+disk is a one-line `tfprune.core.disk.DiskError` naming the path.
 """
 
 import dataclasses
+import errno
 import gzip
 import io
 import os
 import shutil
 import tarfile
+import tempfile
 
 import keras
 
+from tfprune.core import disk
 from tfprune.core.wrapper import plain_model
 from tfprune.exporting import tempdirs
 from tfprune.exporting.tflite import tflite_source, to_tflite
@@ -106,8 +111,13 @@ def check_destination(path, overwrite, what="path", flag="overwrite=True", who="
             f"{who}: {what} {path!r} lies under {ancestor!r}, which is a file, not a "
             "directory; choose a path in a directory."
         )
-    if not os.access(ancestor, os.W_OK):
-        raise ValueError(f"{who}: cannot write to {ancestor!r} ({what} {path!r}); choose a writable directory.")
+    try:  # a probe folder, removed at once: os.access says yes to root even under /proc
+        if not os.access(ancestor, os.W_OK):
+            raise OSError(errno.EACCES, "permission denied")
+        os.rmdir(tempfile.mkdtemp(dir=ancestor, prefix=".tfprune-probe-"))
+    except OSError as err:
+        raise ValueError(f"{who}: cannot write to {ancestor!r} ({what} {path!r}: "
+                         f"{disk.reason(err)}); choose a writable directory.") from None
     return parent
 
 
@@ -163,11 +173,19 @@ def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
     tflite_path = tflite_path_of(path) if tflite else None
     if tflite_path:
         check_destination(tflite_path, overwrite)
-    os.makedirs(parent, exist_ok=True)
     model = plain_model(model)
     if fold_batch_norms:
         model = batchnorm.fold_batch_norms(model)
-    tmp = tempdirs.make_temp_dir(parent, "export")
+    # A SavedModel holds the weights once, a TFLite file about once more.
+    needed = disk.weights_size(model) * (2 if tflite_path else 1)
+    disk.check_free_space(parent, needed, "tfprune.export")
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempdirs.make_temp_dir(parent, "export")
+    except OSError as err:
+        raise disk.as_disk_error(err, path, "tfprune.export", needed) or ValueError(
+            f"tfprune.export: cannot create {parent!r} for path {path!r} ({disk.reason(err)}); "
+            "choose a writable directory.") from None
     try:
         saved = os.path.join(tmp, "saved_model")
         model.export(saved, format="tf_saved_model", verbose=False)
@@ -184,6 +202,11 @@ def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
             result.tflite_gzip_bytes = gzip_size(lite_tmp)
             _replace(lite_tmp, tflite_path)
         _replace(saved, path)
+    except Exception as err:  # a full or read-only disk is one line naming the path (TF raises its own types)
+        failure = disk.as_disk_error(err, path, "tfprune.export", needed)
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return result

@@ -113,6 +113,27 @@ class PruningCallback(keras.callbacks.Callback):
         self.detach(self.wrappers)
         reset_compiled_functions(self.model)
 
+    @classmethod
+    def refuses(cls, granularity, scope):
+        """Why the method cannot prune layers wrapped with `granularity` and `scope` (`None`: it can).
+
+        `attach` raises this reason for a wrapper it cannot take, and the CLI
+        checks `--granularity` / `--scope` against it before any work, so the
+        allowed combinations are stated once, by the method.
+
+        Args:
+            granularity: the wrapper's granularity (`"unstructured"`, `"channel"`, `"2:4"`...).
+            scope: `"layer"` or `"global"`.
+        """
+        return None
+
+    def check_target_layer(self, wrapper):
+        """Raises the `ValueError` of `refuses` for a wrapper the method cannot take."""
+        reason = self.refuses(wrapper.granularity, wrapper.scope)
+        if reason:
+            raise ValueError(f"{type(self).__name__}: layer {wrapper.name!r} is wrapped with granularity "
+                             f"{wrapper.granularity!r} and scope {wrapper.scope!r}; {reason}")
+
     def attach(self, targets):
         """Creates the method's state on `targets` and installs its hooks."""
         raise NotImplementedError(f"{type(self).__name__}.attach(targets) is not implemented.")

@@ -178,6 +178,11 @@ def count_foldable(model):
     return len(_pairs(model))
 
 
+def input_batches(data, batch_size=64):
+    """An iterator over the input batches of a dataset, an (x, y) tuple, an array or an iterable of batches."""
+    return iter(_batches(data, int(batch_size)))
+
+
 def _batches(data, batch_size):
     """Yields input batches from a dataset, an (x, y) tuple, arrays or an iterable."""
     if isinstance(data, (tuple, list)) and data and not hasattr(data[0], "element_spec"):
@@ -226,7 +231,7 @@ def recalibrate_batch_norms(model, data, steps=None, batch_size=64, verbose=1):
     ]
     if not bns:
         return model
-    batches = iter(_batches(data, int(batch_size)))
+    batches = input_batches(data, batch_size)
     first = next(batches, None)
     if first is None:  # checked before the statistics are reset
         raise ValueError("recalibrate_batch_norms: `data` gave no batch.")

@@ -103,15 +103,16 @@ class Hyperspherical(PruningCallback):
 
     # ------------------------------------------------------------- attach
 
+    @classmethod
+    def refuses(cls, granularity, scope):
+        if granularity == "unstructured" and scope == "layer":
+            return None
+        return ("the method prunes each unit to the layer's target, so it takes only granularity "
+                "'unstructured' with scope 'layer' (tfprune.Sparsity(target)).")
+
     def attach(self, wrappers):
         for w in wrappers:
-            if w.kind != "unstructured" or w.scope != "layer":
-                raise ValueError(
-                    f"Hyperspherical: layer {w.name!r} is wrapped with granularity "
-                    f"{w.granularity!r} and scope {w.scope!r}; the method prunes each unit "
-                    "to the layer's target: use tfprune.Sparsity(target) (unstructured, "
-                    "scope='layer')."
-                )
+            self.check_target_layer(w)
             w.add_state(STRENGTH_STATE, (), "float32", "zeros")
             w.add_state(FIXED_STATE, (), "float32", "zeros")
             penalties = [
