@@ -20,9 +20,15 @@ import tfprune
 def test_example_smoke(name, model, tmp_path):
     results = load_example(name).main(["--smoke", "--out", str(tmp_path)])
     assert results["epochs"] == 1
-    # One smoke epoch on synthetic 10-class data: well above chance (0.1);
-    # LeNet-5 measured 0.64.
-    assert results["test_accuracy"] > (0.3 if model == "lenet5" else 0.15)
+    if model == "lenet5":
+        # One smoke epoch on learnable synthetic 10-class data: well above
+        # chance (0.1); measured 0.64.
+        assert results["test_accuracy"] > 0.3
+    else:
+        # The CIFAR smoke runs read tfds' mocked data: random images and
+        # labels, nothing to learn, so accuracy is only a valid fraction.
+        assert results["data"] == "mock"
+        assert 0.0 <= results["test_accuracy"] <= 1.0
     with open(tmp_path / "results.json") as f:
         assert json.load(f)["test_accuracy"] == results["test_accuracy"]
     # The saved weights load back through the zoo builder's `weights=`.
