@@ -96,15 +96,29 @@ def test_unwritable_or_existing_out(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
-def test_failure_mid_run_leaves_nothing_half_written(idx_dir, tmp_path, monkeypatch):
-    def boom(*args, **kwargs):
-        raise RuntimeError("boom")
+def _fail_when_built_for_the_run(monkeypatch):
+    """The magnitude factory passes the up-front check (its first call) and
+    raises when the run builds the method (after dense training, inside the
+    run's temp folder)."""
+    real = cli_methods.method_factories()["magnitude"]
+    calls = []
 
-    # The method is built after dense training, inside the run's temp folder.
+    def boom(args, steps_per_epoch):
+        calls.append(steps_per_epoch)
+        if len(calls) > 1:
+            raise RuntimeError("boom")
+        return real(args, steps_per_epoch)
+
     monkeypatch.setattr(cli_methods, "method_factories", lambda: {"magnitude": boom})
+    return calls
+
+
+def test_failure_mid_run_leaves_nothing_half_written(idx_dir, tmp_path, monkeypatch):
+    calls = _fail_when_built_for_the_run(monkeypatch)
     out = str(tmp_path / "run")
     with pytest.raises(RuntimeError, match="boom"):
         cli.main(["prune", "--data-dir", idx_dir, "--out", out, "--dense-epochs", "0", "--verbose", "0"])
+    assert len(calls) == 2  # it failed in the run, not in the check
     assert os.listdir(tmp_path) == []
 
 
@@ -117,13 +131,11 @@ def test_stale_run_folder_of_a_dead_process_is_removed(idx_dir, tmp_path, monkey
         folder.mkdir()
         (folder / "model.keras").write_text("half")
 
-    def boom(*args, **kwargs):
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(cli_methods, "method_factories", lambda: {"magnitude": boom})
+    calls = _fail_when_built_for_the_run(monkeypatch)
     with pytest.raises(RuntimeError, match="boom"):
         cli.main(["prune", "--data-dir", idx_dir, "--out", str(tmp_path / "run"), "--dense-epochs", "0",
                   "--verbose", "0"])
+    assert len(calls) == 2
     assert sorted(os.listdir(tmp_path)) == [live.name]
 
 

@@ -29,31 +29,35 @@ def test_mask_decides_the_pulled_entries_once_fixed():
 
 
 def _minimise(penalty, k, units, steps, seed=0):
-    """Projected gradient descent of `penalty` on the unit sphere."""
+    """Projected gradient descent (plain SGD) of `penalty` on the unit sphere,
+    one compiled step per iteration."""
     rng = np.random.default_rng(seed)
-    u = keras.Variable(rng.normal(size=(k, units)).astype("float32"))
-    u.assign(u.value / ops.sqrt(ops.sum(ops.square(u.value), axis=0, keepdims=True)))
-    optimizer = keras.optimizers.SGD(0.02)
-    for step in range(steps):
-        lr = 0.02 * (1.0 - step / steps) + 1e-4
-        optimizer.learning_rate.assign(lr)
-        grads = _grad(penalty, u)
-        optimizer.apply([grads], [u])
-        u.assign(u.value / ops.sqrt(ops.sum(ops.square(u.value), axis=0, keepdims=True)))
+    u = rng.normal(size=(k, units)).astype("float32")
+    u = ops.convert_to_tensor(u / np.linalg.norm(u, axis=0, keepdims=True))
+    step = _compiled_step(penalty)
+    for i in range(steps):
+        u = step(u, ops.convert_to_tensor(np.float32(0.02 * (1.0 - i / steps) + 1e-4)))
     return to_numpy(u)
 
 
-def _grad(penalty, u):
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
+def _compiled_step(penalty):
+    def project(u):
+        return u / ops.sqrt(ops.sum(ops.square(u), axis=0, keepdims=True))
+
+    if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        with tf.GradientTape() as tape:
-            loss = penalty(u.value)
-        return tape.gradient(loss, u.value)
+        @tf.function
+        def step(u, lr):
+            with tf.GradientTape() as tape:
+                tape.watch(u)
+                loss = penalty(u)
+            return project(u - lr * tape.gradient(loss, u))
+
+        return step
     import jax
 
-    return jax.grad(lambda v: penalty(v))(u.value)
+    return jax.jit(lambda u, lr: project(u - lr * jax.grad(lambda v: penalty(v))(u)))
 
 
 @pytest.mark.parametrize("target", [0.5, 0.75])
