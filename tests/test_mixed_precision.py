@@ -44,6 +44,9 @@ METHODS = {
 }
 
 
+# mixed_float16 targets are in the method contract (tests/methods/test_contract.py);
+# here masked retraining under the other policy.
+@pytest.mark.parametrize("policy", ["mixed_bfloat16"], indirect=True)
 @pytest.mark.parametrize("method", list(METHODS))
 def test_method_keeps_masks_exact_under_mixed_precision(policy, method):
     wrapped = _compile(tfprune.wrap(small_convnet(), tfprune.Sparsity(0.75)))
