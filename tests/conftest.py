@@ -7,6 +7,7 @@ other backends.
 """
 
 import os
+import subprocess
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -98,3 +99,24 @@ def toy_data(n=256, seed=0):
 
 def to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def _mount_tmpfs(path, size):
+    try:
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                              capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError) as err:
+        return str(err)
+    return None if proc.returncode == 0 else proc.stderr.strip() or f"mount exited {proc.returncode}"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MB file system (tmpfs), skipped where this process may not mount."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    why = _mount_tmpfs(mount, "1m")
+    if why:
+        pytest.skip(f"cannot mount a 1 MB tmpfs here ({why})")
+    yield str(mount)
+    subprocess.run(["umount", str(mount)], check=False, timeout=20)

@@ -709,27 +709,6 @@ def test_a_wrapped_file_loaded_without_tfprune_names_the_class_and_module(files)
     assert "'module': 'tfprune.core.wrapper'" in proc.stdout
 
 
-def _mount_tmpfs(path, size):
-    try:
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                              capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError) as err:
-        return str(err)
-    return None if proc.returncode == 0 else proc.stderr.strip() or f"mount exited {proc.returncode}"
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 1 MB file system (tmpfs), skipped where this process may not mount."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    why = _mount_tmpfs(mount, "1m")
-    if why:
-        pytest.skip(f"cannot mount a 1 MB tmpfs here ({why})")
-    yield str(mount)
-    subprocess.run(["umount", str(mount)], check=False, timeout=20)
-
-
 @pytest.mark.tf_only
 def test_export_on_a_real_full_disk_is_one_line_and_leaves_nothing(small_disk, monkeypatch):
     big = keras.Sequential([keras.Input((8,)), keras.layers.Dense(20_000)])  # 640 kB, twice with TFLite

@@ -199,13 +199,18 @@ def test_lagrangian_loss_is_the_data_loss():
     assert state(cb.wrappers[0], "slr_penalty_steps") == 0.0  # reset each epoch
 
 
-def test_save_load_safe_mode_keeps_state(tmp_path):
+def _fitted_and_reloaded(tmp_path):
+    """A wrapped model after one SLR epoch, and its `.keras` reload in safe mode."""
     model = wrapped()
     x, y = tiny_data()
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[PaperSLR()])
     path = str(tmp_path / "slr.keras")
     model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
+    return model, keras.saving.load_model(path, safe_mode=True)
+
+
+def test_save_load_safe_mode_keeps_state(tmp_path):
+    model, loaded = _fitted_and_reloaded(tmp_path)
     for name in KERNEL_STATES + ("slr_s", "slr_k", "slr_loss_a"):
         np.testing.assert_array_equal(
             state(loaded.get_layer("fc2"), name), state(model.get_layer("fc2"), name)
@@ -217,12 +222,7 @@ def test_save_load_safe_mode_keeps_state(tmp_path):
 def test_every_state_variable_keeps_its_path_through_keras(tmp_path):
     """Issue 25: the replica-local accumulators were made at top level by the callback (`slr_penalty_sum`)
     but in the layer's scope by `build` on load (`fc2/slr_penalty_sum`); resume code looks them up by path."""
-    model = wrapped()
-    x, y = tiny_data()
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[PaperSLR()])
-    path = str(tmp_path / "slr.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
+    model, loaded = _fitted_and_reloaded(tmp_path)
     before = [v.path for v in model.variables]
     assert before == [v.path for v in loaded.variables]
     assert {"fc2/slr_penalty_sum", "fc2/slr_penalty_steps", "fc2/slr_s"} <= set(before)
