@@ -244,22 +244,12 @@ def add_replica_local_weight(layer, name, shape, dtype, initializer):
     a read outside the step returns their mean, so a ratio of two such
     accumulators is exact. `add_weight` does not expose `synchronization`,
     hence the variable is made and tracked here. Elsewhere it is a plain
-    weight. Its path is the one `add_weight` would give (`<layer path>/<name>`),
-    whether it is made from a callback (top level) or in `build` on load, so
-    it keeps its path through a `.keras` round trip.
+    weight. It is made in the layer's name scope, as `add_weight` does, so its
+    path is the same from a callback or from `build` on load (`.keras` round trip).
     """
-    # The scope `Layer.add_weight` opens: with `caller`, the layer's own
-    # parent path, not whatever scope (if any) is open at the call.
     with keras.name_scope(layer.name, caller=layer):
-        variable = keras.Variable(
-            initializer=keras.initializers.get(initializer),
-            shape=shape,
-            dtype=dtype,
-            trainable=False,
-            aggregation="mean",
-            synchronization="on_read",
-            name=name,
-        )
+        variable = keras.Variable(initializer=keras.initializers.get(initializer), shape=shape, dtype=dtype,
+                                  trainable=False, aggregation="mean", synchronization="on_read", name=name)
     layer._track_variable(variable)
     return variable
 
