@@ -64,7 +64,7 @@ class _Diverge(keras.callbacks.Callback):
 def test_nan_loss_stops_fit_naming_the_layer():
     model, (x, y) = wrapped(tfprune.Sparsity(0.5)), tiny_data()
     method = tfprune.callbacks.MagnitudePruning(tfprune.schedules.ConstantSparsity(0.5, 0))
-    with pytest.raises(FloatingPointError, match=r"loss is nan at batch 2; NaN/Inf weights in .*'fc2/kernel' \(24\)"):
+    with pytest.raises(FloatingPointError, match=r"loss is nan in epoch 0; NaN/Inf weights in .*'fc2/kernel' \(24\)"):
         model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[_Diverge(), method])
 
 
@@ -74,3 +74,33 @@ def test_hard_prune_refuses_nan_weights():
     kernel.assign(np.where(np.eye(*kernel.shape) > 0, np.nan, 1.0).astype("float32"))
     with pytest.raises(FloatingPointError, match=r"hard_prune: NaN/Inf weights in 'fc1/kernel' \(8\)"):
         tfprune.hard_prune(model)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: tfprune.callbacks.MagnitudePruning(tfprune.schedules.ConstantSparsity(0.5, 0)),
+    lambda: tfprune.callbacks.ADMM(update_every=5),
+    lambda: tfprune.callbacks.ADMM(),
+    lambda: tfprune.callbacks.Hyperspherical(),
+], ids=["magnitude", "admm_every_5", "admm_auto", "hyperspherical"])
+def test_no_batch_end_hook_keeps_async_dispatch(make):
+    """Keras dispatches batch-end callbacks asynchronously under JAX only while
+    every `on_train_batch_end` is its default: a method in the graph, or one
+    with a step cadence, must not define one."""
+    method = make()
+    assert getattr(method.on_train_batch_end, "_is_default", False)
+    callbacks = keras.callbacks.CallbackList([method])
+    assert callbacks._async_train == (keras.backend.backend() == "jax")
+
+
+def test_magnitude_pruning_has_no_batch_hooks():
+    method = tfprune.callbacks.MagnitudePruning(tfprune.schedules.ConstantSparsity(0.5, 0))
+    assert getattr(method.on_train_batch_begin, "_is_default", False)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: tfprune.callbacks.SLR(),
+    lambda: tfprune.callbacks.ADMM(update_every="epoch"),
+], ids=["slr", "admm_epoch"])
+def test_epoch_end_updates_keep_their_last_batch_hook(make):
+    """An update at the epoch's last batch comes before any checkpoint (SLR reads the epoch's loss)."""
+    assert not getattr(make().on_train_batch_end, "_is_default", False)

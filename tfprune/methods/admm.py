@@ -210,12 +210,20 @@ class ADMM(_proximal.ProximalMethod):
     # ------------------------------------------------------------ update
 
     def update(self):
-        """One ADMM Z- and U-step (and ρ schedule) on the current weights."""
+        """One ADMM Z- and U-step (and ρ schedule) on the current weights.
+
+        The new ρ is found on the host (`rho_schedule` may be any callable);
+        the projection and the assignments run as one compiled call.
+        """
         iteration = int(self.scalar("admm_iteration"))
         old_rho = self.scalar("admm_rho")
         rho = self._next_rho(iteration, old_rho)
         # U is the scaled dual Λ/ρ: rescaled with ρ so that Λ is kept.
-        scale = old_rho / rho if self.rescale_dual and rho != old_rho else None
+        scale = old_rho / rho if self.rescale_dual and rho != old_rho else 1.0
+        finite = self.compiled("update", self._update_ops)(scale, rho, iteration + 1)
+        self.check_finite(finite)
+
+    def _update_ops(self, scale, rho, iteration):
         weights = [self.weights_of(w) for w in self.wrappers]
         us = [self.u_of(w) for w in self.wrappers]
         targets = [[w_ + u for w_, u in zip(ws, u_)] for ws, u_ in zip(weights, us)]
@@ -224,9 +232,10 @@ class ADMM(_proximal.ProximalMethod):
             for var, z in zip(self._kernel_state(w, "z"), zs):
                 var.assign(z)
             for var, u, w_, z in zip(self._kernel_state(w, "u"), u_, ws, zs):
-                var.assign(u + w_ - z if scale is None else (u + w_ - z) * scale)
-        self.set_scalar("admm_iteration", iteration + 1)
+                var.assign((u + w_ - z) * ops.cast(scale, u.dtype))
+        self.set_scalar("admm_iteration", iteration)
         self.set_scalar("admm_rho", rho)
+        return _proximal.all_finite(self.wrappers)
 
     def _next_rho(self, iteration, rho):
         """ρ after iteration `iteration`: `rho_schedule`, the growth to `rho_end`, or `rho`."""

@@ -40,8 +40,10 @@ import math
 import numbers
 
 import keras
+from keras import ops
 
 from tfprune import _keras
+from tfprune.core.compiled import compile_update
 from tfprune.core.state import read_scalar, reset_compiled_functions
 from tfprune.core.wrapper import model_sparsity, wrappers_of
 from tfprune.structure import hardening
@@ -94,7 +96,9 @@ class PruningCallback(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self.wrappers = []
-        self._step = None
+        self._step = self._done = self._epoch_steps = None
+        self._epoch_completed = False
+        self._batches_done = 0
 
     # ------------------------------------------------------------ targets
 
@@ -106,7 +110,10 @@ class PruningCallback(keras.callbacks.Callback):
         super().set_model(model)
         _keras.check_steps_per_execution(model)
         self.wrappers = self.find_targets(model)
+        self._compiled = {}
         self.attach(self.wrappers)
+        if self.update_every is not None:
+            self._clock()  # created before Keras gathers the step's variables
         reset_compiled_functions(model)
 
     def on_train_end(self, logs=None):
@@ -159,7 +166,6 @@ class PruningCallback(keras.callbacks.Callback):
         params = getattr(self, "params", None)
         self._cadence = self.resolve_cadence(params)
         self._epoch_steps = (params or {}).get("steps")
-        self._epoch_completed = False
 
     def resolve_cadence(self, params):
         """`update_every` with `"auto"` resolved against `fit`'s length.
@@ -194,27 +200,93 @@ class PruningCallback(keras.callbacks.Callback):
             return int(read_scalar(optimizer.iterations))
         return self._step or 0
 
-    def on_epoch_begin(self, epoch, logs=None):
-        if isinstance(self.cadence, int):
-            self.sync_state()
-            self._step = self._optimizer_step()
+    # The optimizer step of the last `on_update`, a state variable on the
+    # first state layer: an update that a checkpoint missed (written between
+    # the boundary step and the update) runs on resume, exactly once.
+    def _clock(self):
+        name = f"{getattr(self, 'prefix', None) or type(self).__name__.lower()}_update_step"
+        layer = self.state_layers()[0]
+        if name not in layer.states:
+            layer.add_state(name, (), "int32", "zeros")
+            layer.states[name].assign(self._optimizer_step())  # nothing pending at the start
+        return layer.states[name]
 
-    def on_train_batch_end(self, batch, logs=None):
+    def _due(self):
+        """Whether the step-cadence update of the current step is due and has not run."""
+        if not self._step or self._step == self._done:
+            return False
+        return self._step % self.cadence == 0
+
+    def _run_update(self, logs):
+        self.sync_state()
+        self.on_update(logs)
+        self._done = self._step
+        self._clock().assign(self._step)
+
+    # Batch hooks. Keras keeps JAX's asynchronous dispatch only while every
+    # callback's `on_train_batch_end` is the default, so a method has one only
+    # when its update needs the epoch's last batch (see `needs_last_batch`);
+    # `on_train_batch_begin` only counts steps, on the host, with no sync.
+
+    @property
+    def needs_last_batch(self):
+        """Whether the method updates at the epoch's last batch, before any `on_epoch_end`.
+
+        True for the `"epoch"` cadence: a `BackupAndRestore` listed before the
+        method then still saves the updated state. Methods whose update reads
+        the epoch's loss (SLR) say True for every cadence.
+        """
+        return self.update_every == "epoch"
+
+    @property
+    def on_train_batch_begin(self):
+        if self.update_every in (None, "epoch"):
+            return keras.callbacks.Callback.on_train_batch_begin.__get__(self)
+        return self._count_step
+
+    @property
+    def on_train_batch_end(self):
+        if not self.needs_last_batch:
+            return keras.callbacks.Callback.on_train_batch_end.__get__(self)
+        return self._last_batch
+
+    def _count_step(self, batch, logs=None):
+        self._batches_done = batch
+        if isinstance(self.cadence, int) and self._due():
+            self._run_update(self.running_logs())
+        self._step += 1
+
+    def _last_batch(self, batch, logs=None):
+        self._batches_done = batch + 1
+        if self._epoch_steps and batch + 1 == self._epoch_steps:
+            self._complete_epoch(logs)
+
+    def running_logs(self):
+        """`{"loss": ...}`: the epoch's mean loss so far, from the model's loss tracker."""
+        for metric in getattr(self.model, "metrics", []):
+            if metric.name == "loss":
+                return {"loss": read_scalar(metric.result())}
+        return {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._batches_done = 0
+        self._epoch_completed = False
+        if self.cadence is None:
+            return
+        self.sync_state()
+        self._step = self._optimizer_step()
+        self._done = int(read_scalar(self._clock()))
+        if isinstance(self.cadence, int) and self._due():
+            # The checkpoint was written before the last boundary's update.
+            self._run_update(self.running_logs())
+
+    def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
         if isinstance(loss, numbers.Real) and not math.isfinite(loss):
             self.model.stop_training = True
             hardening.check_finite(self.wrappers, type(self).__name__,
-                                   cause=f"the loss is {loss} at batch {batch}")
-        if isinstance(self.cadence, int):
-            self._step += 1
-            if self._step % self.cadence == 0:
-                self.sync_state()
-                self.on_update(logs)
-        if getattr(self, "_epoch_steps", None) and batch + 1 == self._epoch_steps:
-            self._complete_epoch(logs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not getattr(self, "_epoch_completed", False):  # length unknown or cut short
+                                   cause=f"the loss is {loss} in epoch {epoch}")
+        if not self._epoch_completed:  # length unknown, cut short, or a custom loop
             self._complete_epoch(logs)
         self._epoch_completed = False
         if logs is not None:
@@ -222,20 +294,21 @@ class PruningCallback(keras.callbacks.Callback):
 
     def _complete_epoch(self, logs):
         self._epoch_completed = True
-        self.sync_state()
+        if self.cadence is not None:
+            self._step = self._optimizer_step()
+        if isinstance(self.cadence, int) and self._due():
+            self._run_update(logs)
         self.end_of_epoch(logs)
 
     def end_of_epoch(self, logs):
         """The method's state work at the end of an epoch (extend with `super()`).
 
-        Runs at the epoch's last batch when `fit` knows the epoch's length,
-        so it comes before every callback's `on_epoch_end`: a
-        `BackupAndRestore` listed before the method still saves the
-        updated state. When the length is unknown it runs in `on_epoch_end`
-        (then list the method first). Default: the `"epoch"` cadence update.
+        Runs after a step-cadence update due at the epoch's last step: at the
+        last batch when `needs_last_batch` and `fit` knows the epoch's length,
+        else in `on_epoch_end`. Default: the `"epoch"` cadence update.
         """
         if self.cadence == "epoch":
-            self.on_update(logs)
+            self._run_update(logs)
 
     def sync_state(self):
         """Makes variable values readable from a per-batch hook under JAX."""
@@ -252,6 +325,18 @@ class PruningCallback(keras.callbacks.Callback):
         return read_scalar(self.state_layers()[0].states[name])
 
     def set_scalar(self, name, value):
-        """Assigns `value` to the scalar state `name` on every state layer."""
+        """Assigns `value` (a number or a tensor) to the scalar state `name` on every state layer."""
         for layer in self.state_layers():
-            layer.states[name].assign(value)
+            var = layer.states[name]
+            var.assign(ops.cast(value, var.dtype))
+
+    def compiled(self, name, fn):
+        """`fn` compiled over the model's variables, once per model (`tfprune.core.compiled`).
+
+        A method's update written with `keras.ops` runs as one call with no
+        host round trip; numbers passed to it do not retrace.
+        """
+        cache = self.__dict__.setdefault("_compiled", {})
+        if name not in cache:
+            cache[name] = compile_update(fn, self.model.variables)
+        return cache[name]

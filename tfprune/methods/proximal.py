@@ -11,7 +11,7 @@ from keras import ops
 from tfprune.core import masks as masks_lib
 from tfprune.core.state import to_float
 from tfprune.methods.base import PruningCallback
-from tfprune.structure.hardening import project_and_freeze
+from tfprune.structure.hardening import check_finite, project_and_freeze
 
 
 def kernel_state_name(prefix, wrapper, index):
@@ -37,6 +37,11 @@ def frobenius(tensors):
 def read(var):
     """A snapshot of `var`'s value (on TF, `var.value` is the live variable)."""
     return ops.copy(var.value)
+
+
+def all_finite(wrappers):
+    """Whether every prunable weight of `wrappers` is finite (a boolean tensor)."""
+    return ops.all(ops.stack([ops.all(ops.isfinite(v)) for w in wrappers for v in w.prunable_weights]))
 
 
 def check_harden(value, where):
@@ -129,6 +134,23 @@ class ProximalMethod(PruningCallback):
         if self.rho_end is None or planned == 0:
             return None
         return progressive_rho(self.rho, self.rho_end, iteration, planned)
+
+    def scheduled_rho_ops(self, iteration):
+        """`scheduled_rho` as a tensor from the state (inside a compiled update); `None` without `rho_end`."""
+        if self.rho_end is None:
+            return None
+        state = self.state_layers()[0].states
+        planned = ops.cast(state[f"{self.prefix}_planned"].value, "float32")
+        fraction = ops.minimum(ops.cast(iteration, "float32"), planned - 1.0) / ops.maximum(planned - 1.0, 1.0)
+        rho = ops.where(planned > 1, self.rho * (self.rho_end / self.rho) ** fraction, self.rho_end)
+        return ops.where(planned > 0, rho, state[f"{self.prefix}_rho"].value)
+
+    def check_finite(self, finite):
+        """After an update: stops `fit` and names the layers if a weight is NaN/Inf."""
+        if not to_float(finite):
+            if self.model is not None:
+                self.model.stop_training = True
+            check_finite(self.wrappers, type(self).__name__, cause="a weight is NaN/Inf at an update")
 
     @property
     def hardened(self):

@@ -124,7 +124,6 @@ class SLR(_proximal.ProximalMethod):
         self.update_every = check_update_every(update_every, "SLR", allow_auto=True)
         self.harden = _proximal.check_harden(harden, "SLR")
         self._penalties = {}
-        self._batch = None
 
     # ------------------------------------------------------------- state
 
@@ -205,42 +204,39 @@ class SLR(_proximal.ProximalMethod):
         wrapper.states["slr_penalty_steps"].assign_add(1.0)
 
     def _lagrangian_penalty(self, weights, zs, lambdas):
-        return sum(
-            to_float(self._penalty_of(w_, z_, l_))
-            for w_, z_, l_ in zip(weights, zs, lambdas)
-        )
+        return sum(self._penalty_of(w_, z_, l_) for w_, z_, l_ in zip(weights, zs, lambdas))
 
     # ------------------------------------------------------------ update
+    # Written with `keras.ops` on the state's values and run as one compiled
+    # call (`compiled`): the two conditions select with `where`, so no value
+    # goes to the host during an update.
 
     def _alpha(self, k):
         return 1.0 - 1.0 / (self.M * k ** (1.0 - 1.0 / k**self.r))
 
-    def _multiplier_step(self, weights, zs, f):
-        """Accepts the pair (W, Z): the gated update of Λ, s, k, (W_a, Z_a)."""
-        k = int(self.scalar("slr_k"))
-        s = self.scalar("slr_s")
-        num = to_float(
-            sum(
-                _proximal.frobenius([a - b for a, b in zip(self._get(w, "wa"), self._get(w, "za"))])
-                for w in self.wrappers
-            )
-        )
-        den = to_float(
-            sum(_proximal.frobenius([a - b for a, b in zip(ws, z)]) for ws, z in zip(weights, zs))
-        )
-        ratio = num / den if num > 0 and den > 0 else 1.0
-        s = self._alpha(k) * s * ratio
+    def _state(self, name):
+        return self.state_layers()[0].states[name].value
+
+    def _multiplier_step(self, take, weights, zs, f):
+        """Where `take`: accepts the pair (W, Z), the update of Λ, s, k, (W_a, Z_a)."""
+        k = ops.cast(self._state("slr_k"), "float32")
+        num = sum(_proximal.frobenius([a - b for a, b in zip(self._get(w, "wa"), self._get(w, "za"))])
+                  for w in self.wrappers)
+        den = sum(_proximal.frobenius([a - b for a, b in zip(ws, z)]) for ws, z in zip(weights, zs))
+        ratio = ops.where((num > 0) & (den > 0), num / ops.where(den > 0, den, 1.0), 1.0)
+        s = ops.where(take, self._alpha(k) * self._state("slr_s") * ratio, self._state("slr_s"))
         for w, ws, z in zip(self.wrappers, weights, zs):
             lambdas = self._get(w, "lambda")
-            self._set(w, "lambda", [lam + s * (a - b) for lam, a, b in zip(lambdas, ws, z)])
-            self._set(w, "wa", ws)
-            self._set(w, "za", z)
+            self._set(w, "lambda", [ops.where(take, lam + ops.cast(s, lam.dtype) * (a - b), lam)
+                                    for lam, a, b in zip(lambdas, ws, z)])
+            self._set(w, "wa", [ops.where(take, a, old) for a, old in zip(ws, self._get(w, "wa"))])
+            self._set(w, "za", [ops.where(take, b, old) for b, old in zip(z, self._get(w, "za"))])
         self.set_scalar("slr_s", s)
-        self.set_scalar("slr_k", k + 1)
-        self.set_scalar("slr_loss_a", f)
+        self.set_scalar("slr_k", ops.where(take, self._state("slr_k") + 1, self._state("slr_k")))
+        self.set_scalar("slr_loss_a", ops.where(take, f, self._state("slr_loss_a")))
 
     def data_loss(self, logs):
-        """f: the mean training loss since the last update, less the penalty's mean.
+        """f: the mean training loss since the last update, less the penalty's mean (a tensor).
 
         With the epoch cadence that is the epoch's `logs["loss"]`; with an
         N-step cadence it is taken from Keras' running epoch mean at the
@@ -253,75 +249,82 @@ class SLR(_proximal.ProximalMethod):
                 "the epoch (model.fit provides it; in a custom loop pass "
                 "slr.on_epoch_end(epoch, {'loss': mean_loss}))."
             )
+        window = isinstance(self.cadence, int) and self._batches_done > 0
+        compiled = self.compiled(f"data_loss_{window}", lambda loss, n: self._data_loss_ops(loss, n, window))
+        return compiled(float(logs["loss"]), float(self._batches_done))
+
+    def _data_loss_ops(self, loss, batches, window):
         mean_penalty = 0.0
         for w in self.wrappers:
-            steps = read_scalar(w.states["slr_penalty_steps"])
-            if steps > 0:
-                mean_penalty += read_scalar(w.states["slr_penalty_sum"]) / steps
-        loss = float(logs["loss"])
-        if isinstance(self.cadence, int) and self._batch is not None:
-            running = (self._batch + 1) * loss
-            total = self.scalar("slr_loss_carry") + running - self.scalar("slr_loss_mark")
-            count = (self.scalar("slr_loss_carry_batches") + self._batch + 1
-                     - self.scalar("slr_loss_mark_batches"))
-            loss = total / max(count, 1.0)
-            self.set_scalar("slr_loss_mark", running)
-            self.set_scalar("slr_loss_mark_batches", self._batch + 1)
-            self.set_scalar("slr_loss_carry", 0.0)
-            self.set_scalar("slr_loss_carry_batches", 0.0)
+            steps = w.states["slr_penalty_steps"].value
+            mean_penalty += ops.where(steps > 0, w.states["slr_penalty_sum"].value / ops.maximum(steps, 1.0), 0.0)
+        if window:
+            running = batches * loss
+            total = self._state("slr_loss_carry") + running - self._state("slr_loss_mark")
+            count = self._state("slr_loss_carry_batches") + batches - self._state("slr_loss_mark_batches")
+            loss = total / ops.maximum(count, 1.0)
+            for name, value in (("slr_loss_mark", running), ("slr_loss_mark_batches", batches),
+                                ("slr_loss_carry", 0.0), ("slr_loss_carry_batches", 0.0)):
+                self.set_scalar(name, value)
         return loss - mean_penalty
 
     def update(self, f):
-        """The SLR epoch-end update given the epoch's data loss `f`.
+        """The SLR update given the data loss `f` (one compiled call).
 
         Returns:
             `(condition1, condition2)`, the two gates as booleans.
         """
+        return tuple(bool(to_float(c)) for c in self.compiled("update", self._update_ops)(f))
+
+    def _update_ops(self, f):
         wrappers = self.wrappers
         weights = [self.weights_of(w) for w in wrappers]
         z_prev = [self._get(w, "z") for w in wrappers]
-        k = int(self.scalar("slr_k"))
-
+        first = self._state("slr_k") == 1
         # 1. First multiplier update, on (W^k, Z^{k-1}).
         lambdas = [self._get(w, "lambda") for w in wrappers]
         l_now = f + self._lagrangian_penalty(weights, z_prev, lambdas)
         w_a = [self._get(w, "wa") for w in wrappers]
-        l_a = self.scalar("slr_loss_a") + self._lagrangian_penalty(w_a, z_prev, lambdas)
-        cond1 = k == 1 or l_now < l_a
-        if cond1:
-            self._multiplier_step(weights, z_prev, f)
-
+        l_a = self._state("slr_loss_a") + self._lagrangian_penalty(w_a, z_prev, lambdas)
+        cond1 = first | (l_now < l_a)
+        self._multiplier_step(cond1, weights, z_prev, f)
         # 2. Z-step: Z^k = Proj_S(W^k + Λ/ρ).
         lambdas = [self._get(w, "lambda") for w in wrappers]
-        rho = self.scalar("slr_rho")
-        targets = [
-            [a + lam / rho for a, lam in zip(ws, ls)] for ws, ls in zip(weights, lambdas)
-        ]
+        rho = self._state("slr_rho")
+        targets = [[a + lam / ops.cast(rho, lam.dtype) for a, lam in zip(ws, ls)]
+                   for ws, ls in zip(weights, lambdas)]
         z_new = _proximal.project(wrappers, targets)
         for w, z in zip(wrappers, z_new):
             self._set(w, "z", z)
-
         # 3. Second multiplier update, on (W^k, Z^k). The loss terms of both
         # sides are f (same W), so only the penalties decide.
-        k = int(self.scalar("slr_k"))
-        l_new = f + self._lagrangian_penalty(weights, z_new, lambdas)
-        l_old = f + self._lagrangian_penalty(weights, z_prev, lambdas)
-        cond2 = k == 1 or l_new < l_old
-        if cond2:
-            self._multiplier_step(weights, z_new, f)
+        first = self._state("slr_k") == 1
+        l_new = self._lagrangian_penalty(weights, z_new, lambdas)
+        l_old = self._lagrangian_penalty(weights, z_prev, lambdas)
+        cond2 = first | (l_new < l_old)
+        self._multiplier_step(cond2, weights, z_new, f)
         return cond1, cond2
+
+    def _finish_ops(self):
+        """After an update: the penalty sums restart, the iteration count and ρ move on."""
+        for name in ("slr_penalty_sum", "slr_penalty_steps"):
+            self.set_scalar(name, 0.0)
+        iteration = self._state("slr_iteration") + 1
+        self.set_scalar("slr_iteration", iteration)
+        rho = self.scheduled_rho_ops(iteration)
+        if rho is not None:
+            self.set_scalar("slr_rho", rho)
+        return iteration, _proximal.all_finite(self.wrappers)
 
     # --------------------------------------------------------- callbacks
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._batch = batch
-        super().on_train_batch_end(batch, logs)
+    needs_last_batch = True  # f is the epoch's loss: read at its last batch, before any checkpoint
 
     def end_of_epoch(self, logs):
-        if isinstance(self.cadence, int) and self._batch is not None and logs and "loss" in logs:
+        if isinstance(self.cadence, int) and self._batches_done and logs and "loss" in logs:
             # The window since the last update carries over into the next epoch
             # (Keras restarts its running mean at each epoch).
-            n = self._batch + 1
+            n = self._batches_done
             self.set_scalar("slr_loss_carry", self.scalar("slr_loss_carry")
                             + n * float(logs["loss"]) - self.scalar("slr_loss_mark"))
             self.set_scalar("slr_loss_carry_batches", self.scalar("slr_loss_carry_batches")
@@ -329,27 +332,23 @@ class SLR(_proximal.ProximalMethod):
             self.set_scalar("slr_loss_mark", 0.0)
             self.set_scalar("slr_loss_mark_batches", 0.0)
         super().end_of_epoch(logs)
-        self._batch = None
 
     def on_update(self, logs):
         if self.hardened:
             return
         f = self.data_loss(logs)
-        self._last = (f,) + tuple(self.update(f))
-        self.set_scalar("slr_penalty_sum", 0.0)
-        self.set_scalar("slr_penalty_steps", 0.0)
-        iteration = int(self.scalar("slr_iteration")) + 1
-        self.set_scalar("slr_iteration", iteration)
-        rho = self.scheduled_rho(iteration)
-        if rho is not None:
-            self.set_scalar("slr_rho", rho)
-        self.maybe_harden(iteration)
+        conds = self.compiled("update", self._update_ops)(f)
+        self._last = (f,) + tuple(conds)
+        iteration, finite = self.compiled("finish", self._finish_ops)()
+        self.check_finite(finite)
+        if self.harden:
+            self.maybe_harden(int(to_float(iteration)))
 
     def log_epoch(self, logs):
-        f, cond1, cond2 = getattr(self, "_last", (float("nan"), False, False))
+        f, cond1, cond2 = (to_float(v) for v in getattr(self, "_last", (float("nan"), 0.0, 0.0)))
         logs["slr_loss"] = f
-        logs["slr_condition1"] = float(cond1)
-        logs["slr_condition2"] = float(cond2)
+        logs["slr_condition1"] = cond1
+        logs["slr_condition2"] = cond2
         logs["slr_s"] = self.scalar("slr_s")
         logs["slr_k"] = self.scalar("slr_k")
         logs["slr_rho"] = self.scalar("slr_rho")
