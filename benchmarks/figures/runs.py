@@ -4,7 +4,7 @@ from figures import figure, load, num, span, table
 
 # Benchmarks that take `run_info()` when they write the file (after the run),
 # so its load average is the load at the end.
-LOAD_AT_END = {"overhead", "distributed", "magnitude_vs_tfmot"}
+LOAD_AT_END = {"distributed", "magnitude_vs_tfmot"}
 
 
 def _infos(name):
@@ -29,6 +29,8 @@ def run_record(name):
             text += f", load average {num(machine['load_average_1_5_15'][0], 1)} {when}"
         if machine.get("load_average_end"):
             text += f", {num(machine['load_average_end'][0], 1)} at the end"
+        if info.get("note"):
+            text += f"; {info['note']}"
         parts.append(text + ")")
     return "; ".join(parts)
 
@@ -51,22 +53,48 @@ def tfmot_accuracy():
 
 # -- overhead.json -----------------------------------------------------------
 
-@figure("overhead.medians")
-def overhead_medians():
-    """Median epoch-time ratio to dense (min–max, IQR) per method."""
-    data = load("overhead")
-    names = {"wrapped": "wrapped", "gmp": "GMP", "admm": "ADMM", "slr": "SLR"}
-    return ", ".join(f"{names.get(m, m)} {num(r)} ({span([data['spread'][m]['min'], data['spread'][m]['max']])}, "
-                     f"IQR {num(data['spread'][m]['iqr'])})" for m, r in data["median_ratio"].items())
+OVERHEAD_BACKENDS = {"tensorflow": "TF", "jax": "JAX"}
+OVERHEAD_MODELS = {"mlp": "MLP", "lenet5": "LeNet-5"}
+
+
+def _overhead_rows():
+    """(backend, model, result) of every backend and model in overhead.json."""
+    return [(b, m, r) for b, part in load("overhead")["results"].items() for m, r in part["models"].items()]
+
+
+@figure("overhead.table")
+def overhead_table():
+    """Median step-time ratio to dense, min–max over rounds, the control's min–max, target."""
+    rows = []
+    for b, m, r in _overhead_rows():
+        c = r["control"]
+        label = f"{OVERHEAD_BACKENDS.get(b, b)}, {OVERHEAD_MODELS.get(m, m)} ({num(r['dense_step_ms'])} ms)"
+        rows.append([label, "control (dense ÷ dense)", num(c["median"]), span([c["min"], c["max"]]), "", ""])
+        for v, s in r["variants"].items():
+            rows.append(["", v, num(s["median"]), span([s["min"], s["max"]]), f"≤ {num(s['target'])}",
+                         "met" if s["met"] else "**missed**"])
+    return table(["backend, model (dense step)", "variant", "median ratio", "min–max", "target", ""], rows)
 
 
 @figure("overhead.targets")
 def overhead_targets():
-    """The issue's targets (ADMM/SLR ≤ 1.10, magnitude ≤ 1.05) against the medians."""
-    medians = load("overhead")["median_ratio"]
-    limits = {"gmp": 1.05, "admm": 1.10, "slr": 1.10}
-    return ", ".join(f"{m.upper()} {num(medians[m])} {'≤' if medians[m] <= lim else '>'} {num(lim)}: "
-                     f"{'met' if medians[m] <= lim else 'missed'}" for m, lim in limits.items() if m in medians)
+    """How many of the issue's targets the medians meet, and the misses."""
+    results = [(b, m, v, s) for b, m, r in _overhead_rows() for v, s in r["variants"].items()]
+    missed = [f"{OVERHEAD_BACKENDS.get(b, b)} {OVERHEAD_MODELS.get(m, m)} {v} {num(s['median'])} > {num(s['target'])}"
+              for b, m, v, s in results if not s["met"]]
+    text = f"{len(results) - len(missed)} of {len(results)} met"
+    return text + (f"; missed: {', '.join(missed)}" if missed else "")
+
+
+@figure("overhead.setting")
+def overhead_setting():
+    """Rounds, steps and batch of each backend's run."""
+    parts = []
+    for b, part in load("overhead")["results"].items():
+        s = part["settings"]
+        parts.append(f"{OVERHEAD_BACKENDS.get(b, b)}: {s['rounds']} rounds of {s['steps']} timed steps "
+                     f"(after {s['skip']} untimed) per variant, batch {s['batch_size']}")
+    return "; ".join(parts)
 
 
 # -- distributed.json --------------------------------------------------------
