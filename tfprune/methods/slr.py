@@ -11,6 +11,7 @@ code (notably: the last accepted pair (W_a, Z_a) is *copied*, not aliased).
 import keras
 from keras import ops
 
+from tfprune import _keras
 from tfprune.core.regularizers import ProximalPenalty
 from tfprune.core.state import read_scalar, to_float
 from tfprune.methods import proximal as _proximal
@@ -124,6 +125,7 @@ class SLR(_proximal.ProximalMethod):
         self.update_every = check_update_every(update_every, "SLR", allow_auto=True)
         self.harden = _proximal.check_harden(harden, "SLR")
         self._penalties = {}
+        self._in_step = {}  # the penalty of the step being traced, per wrapper
 
     # ------------------------------------------------------------- state
 
@@ -150,7 +152,7 @@ class SLR(_proximal.ProximalMethod):
             self._initialize(wrappers)
         for w in wrappers:
             self._penalties[id(w)] = ProximalPenalty(w.states["slr_rho"])
-            w.loss_fns[type(self).__name__] = self.penalty
+            w.loss_fns[type(self).__name__] = self._step_penalty
             w.step_hooks[type(self).__name__] = self._accumulate
 
     def _initialize(self, wrappers):
@@ -197,11 +199,21 @@ class SLR(_proximal.ProximalMethod):
         ))
 
     def _accumulate(self, wrapper):
-        """Training-mode hook, inside the step: sums the penalty for the epoch."""
-        wrapper.states["slr_penalty_sum"].assign_add(
-            ops.cast(ops.stop_gradient(self.penalty(wrapper)), "float32")
-        )
+        """Training-mode hook, inside the step: sums the penalty for the epoch.
+
+        The penalty it computes is the one the loss then adds
+        (`_step_penalty`), so a step computes it once.
+        """
+        with _keras.full_precision():
+            penalty = self.penalty(wrapper)
+        wrapper.states["slr_penalty_sum"].assign_add(ops.cast(ops.stop_gradient(penalty), "float32"))
         wrapper.states["slr_penalty_steps"].assign_add(1.0)
+        self._in_step[id(wrapper)] = penalty
+
+    def _step_penalty(self, wrapper):
+        """The loss term: this step's penalty when the hook made it, else a new one."""
+        penalty = self._in_step.pop(id(wrapper), None)
+        return self.penalty(wrapper) if penalty is None else penalty
 
     def _lagrangian_penalty(self, weights, zs, lambdas):
         return sum(self._penalty_of(w_, z_, l_) for w_, z_, l_ in zip(weights, zs, lambdas))

@@ -7,7 +7,14 @@ from conftest import to_numpy
 from keras import ops
 
 import tfprune
-from tfprune.methods.hyperspherical.penalty import rest_count, rest_energy, unit_mask
+from tfprune.methods.hyperspherical.penalty import (
+    HypersphericalPenalty,
+    rest_count,
+    rest_energy,
+    rest_energy_ops,
+    unit_mask,
+    unit_mask_ops,
+)
 
 Penalty = tfprune.regularizers.HypersphericalPenalty
 
@@ -110,3 +117,29 @@ def test_config_round_trip_and_as_kernel_regularizer():
     layer = keras.layers.Dense(4, kernel_regularizer=Penalty(0.5))
     layer(np.ones((1, 6), "float32"))
     assert len(layer.losses) == 1 and float(to_numpy(layer.losses[0])) > 0
+
+
+@pytest.mark.parametrize("target", [0.0, 0.3, 0.5, 0.9])
+@pytest.mark.parametrize("shape,axes", [((12, 5), (0,)), ((3, 3, 4, 6), (0, 1, 2))])
+def test_unit_mask_ops_equals_numpy_ties_included(target, shape, axes):
+    """The compiled update's mask is NumPy's, ties broken the same way (rounded values tie often)."""
+    rng = np.random.default_rng(0)
+    kernel = np.round(rng.normal(size=shape), 1).astype("float32")
+    expected = unit_mask(kernel, target, axes)
+    got = keras.ops.convert_to_numpy(unit_mask_ops(keras.ops.convert_to_tensor(kernel), target, axes))
+    np.testing.assert_array_equal(got, expected)
+    share = float(keras.ops.convert_to_numpy(rest_energy_ops(kernel, got, axes)))
+    assert share == pytest.approx(rest_energy(kernel, expected, axes), rel=1e-5)
+
+
+@pytest.mark.parametrize("target", [0.2, 0.9])
+def test_penalty_sums_the_same_rest_from_either_end(target):
+    """High targets sum the pruned part as all minus the kept (a shorter partial sort)."""
+    rng = np.random.default_rng(1)
+    kernel = rng.normal(size=(50, 7)).astype("float32")
+    penalty = HypersphericalPenalty(target, strength=1.0)
+    rows = np.sort(np.abs(kernel.T), axis=1)
+    r = rest_count(target, 50)
+    expected = rows[:, :r].sum(axis=1).mean()
+    assert float(keras.ops.convert_to_numpy(penalty(keras.ops.convert_to_tensor(kernel)))) == pytest.approx(
+        expected, rel=1e-5)

@@ -21,7 +21,14 @@ from keras import ops
 
 from tfprune.core.state import read_scalar
 from tfprune.methods.base import PruningCallback, check_update_every, fit_steps, model_sparsity
-from tfprune.methods.hyperspherical.penalty import NORMS, HypersphericalPenalty, rest_energy, unit_mask
+from tfprune.methods.hyperspherical.penalty import (
+    NORMS,
+    HypersphericalPenalty,
+    rest_energy,
+    rest_energy_ops,
+    unit_mask,
+    unit_mask_ops,
+)
 from tfprune.methods.proximal import check_positive
 
 STRENGTH_STATE = "hs_strength"
@@ -158,11 +165,22 @@ class Hyperspherical(PruningCallback):
         self.set_scalar(STRENGTH_STATE, self.strength * min(1.0, step / self._ramp))
 
     def on_update(self, logs):
-        step = self._optimizer_step()
-        self._set_strength(step)
-        for w in self.open_wrappers():
-            if step >= self._fix or self.would_drop(w) < self.separation:
-                self.fix(w)
+        step = self._step if self._step is not None else self._optimizer_step()
+        strength = self.strength * min(1.0, step / self._ramp)
+        self.compiled("update", self._update_ops)(strength, float(step >= self._fix))
+
+    def _update_ops(self, strength, fix_all):
+        """λ's ramp and the separation check of every open layer, as one compiled call."""
+        self.set_scalar(STRENGTH_STATE, strength)
+        for w in self.wrappers:
+            fixed = w.states[FIXED_STATE]
+            masks = [unit_mask_ops(k.value, w.target, unit_axes(w, i)) for i, k in enumerate(w.prunable_weights)]
+            drop = ops.max(ops.stack([rest_energy_ops(k.value, m, unit_axes(w, i))
+                                      for i, (k, m) in enumerate(zip(w.prunable_weights, masks))]))
+            fix = (fixed.value < 0.5) & ((fix_all > 0) | (drop < self.separation))
+            for var, mask in zip(w.masks, masks):
+                var.assign(ops.where(fix, ops.cast(mask, var.dtype), var.value))
+            fixed.assign(ops.where(fix, 1.0, fixed.value))
 
     def on_train_end(self, logs=None):
         self.sync_state()

@@ -111,11 +111,17 @@ class HypersphericalPenalty(keras.regularizers.Regularizer):
             score = score - 2.0 * (1.0 - ops.cast(_unit_rows(mask, self._axes(x)), x.dtype))
         total = ops.zeros((), x.dtype)
         if r > 0:
-            _, rest_idx = ops.top_k(-score, r)
-            rest = ops.take_along_axis(magnitude, rest_idx, axis=1)
-            pull = rest if self.norm == "l1" else ops.square(rest)
+            pull = magnitude if self.norm == "l1" else ops.square(magnitude)
+            if r <= fan - r:
+                _, rest_idx = ops.top_k(-score, r)
+                rest = ops.sum(ops.take_along_axis(pull, rest_idx, axis=1), axis=1)
+            else:
+                # The complement: a partial sort of the k - r kept entries is
+                # much cheaper than one of the r pruned ones at high targets.
+                _, keep_idx = ops.top_k(score, fan - r)
+                rest = ops.sum(pull, axis=1) - ops.sum(ops.take_along_axis(pull, keep_idx, axis=1), axis=1)
             strength = ops.cast(ops.convert_to_tensor(self.strength), x.dtype)
-            total = total + strength * ops.mean(ops.sum(pull, axis=1))
+            total = total + strength * ops.mean(rest)
         if _as_float(self.keep_strength) > 0.0:
             _, keep_idx = ops.top_k(score, fan - r)
             kept = ops.take_along_axis(magnitude, keep_idx, axis=1)
@@ -151,3 +157,44 @@ def rest_energy(kernel, mask, unit_axes):
     keep = unit_matrix(np.asarray(mask, "float64"), unit_axes)
     total = np.maximum((rows**2).sum(axis=1), 1e-30)
     return float(np.mean(((rows * (1.0 - keep)) ** 2).sum(axis=1) / total))
+
+
+def _from_unit_rows(rows, shape, unit_axes):
+    """The inverse of `_unit_rows` for a kernel of `shape` (keras.ops)."""
+    other = [a for a in range(len(shape)) if a not in unit_axes]
+    perm = other + list(unit_axes)
+    moved = ops.reshape(rows, [shape[a] for a in perm])
+    return ops.transpose(moved, [perm.index(a) for a in range(len(shape))])
+
+
+def unit_mask_ops(kernel, target, unit_axes):
+    """`unit_mask` with `keras.ops`, inside a compiled update: the same mask, ties included.
+
+    Each unit keeps its `k − r` largest magnitudes; among equal magnitudes
+    the later entries are kept (NumPy's stable ascending sort prunes the
+    earlier ones first). The threshold comes from a partial sort of the
+    shorter end.
+    """
+    rows = ops.abs(_unit_rows(kernel, unit_axes))
+    fan = int(rows.shape[1])
+    keep = fan - rest_count(target, fan)
+    if keep >= fan:
+        return ops.ones_like(kernel)
+    if keep <= fan - keep + 1:
+        threshold = ops.top_k(rows, keep)[0][:, keep - 1:keep]
+    else:
+        threshold = -ops.top_k(-rows, fan - keep + 1)[0][:, fan - keep:]
+    above = rows > threshold
+    tied = rows == threshold
+    room = keep - ops.sum(ops.cast(above, "int32"), axis=1, keepdims=True)
+    from_end = ops.flip(ops.cumsum(ops.flip(ops.cast(tied, "int32"), axis=1), axis=1), axis=1)
+    mask = ops.logical_or(above, ops.logical_and(tied, from_end <= room))
+    return _from_unit_rows(ops.cast(mask, kernel.dtype), kernel.shape, unit_axes)
+
+
+def rest_energy_ops(kernel, mask, unit_axes):
+    """`rest_energy` with `keras.ops` (in the kernel's dtype, where NumPy's uses float64)."""
+    rows = _unit_rows(kernel, unit_axes)
+    keep = _unit_rows(ops.cast(mask, kernel.dtype), unit_axes)
+    total = ops.maximum(ops.sum(ops.square(rows), axis=1), 1e-30)
+    return ops.mean(ops.sum(ops.square(rows * (1.0 - keep)), axis=1) / total)
