@@ -107,19 +107,24 @@ def reopen_hyperspherical(model, callbacks):
             mask.assign(np.ones(mask.shape, "float32"))
 
 
-def _sync(logs):
-    # Blocks until the step that produced `logs` has finished (JAX dispatches
-    # asynchronously; TF returns tensors).
-    keras.ops.convert_to_numpy((logs or {})["loss"])
+def _block(model):
+    # Waits for every step dispatched so far: under JAX `fit` runs ahead of
+    # the host (asynchronous dispatch); reading a weight waits for it.
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+    keras.ops.convert_to_numpy(model.trainable_variables[-1].value)
 
 
 class StepWindow(keras.callbacks.Callback):
     """Wall time of `steps` training steps after the first `skip` of a `fit`.
 
     The first `skip` steps absorb tracing (a method callback drops the
-    compiled step at each `fit`'s start and end). Listed before the method,
-    the window holds `steps` steps and `steps` rounds of batch-end callbacks.
-    Two host syncs per window, the same in every variant.
+    compiled step at each `fit`'s start and end). The window opens at the
+    start of batch `skip` and closes at the epoch's end (before any other
+    callback's epoch-end work); it defines no batch-end hook, so Keras keeps
+    JAX's asynchronous dispatch on when the method does. Two host syncs per
+    window, the same in every variant.
     """
 
     def __init__(self, skip, steps):
@@ -127,13 +132,14 @@ class StepWindow(keras.callbacks.Callback):
         self.skip, self.steps = skip, steps
         self.seconds = None
 
-    def on_train_batch_end(self, batch, logs=None):
-        if batch == self.skip - 1:
-            _sync(logs)
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == self.skip:
+            _block(self.model)
             self._start = time.perf_counter()
-        elif batch == self.skip + self.steps - 1:
-            _sync(logs)
-            self.seconds = time.perf_counter() - self._start
+
+    def on_epoch_end(self, epoch, logs=None):
+        _block(self.model)
+        self.seconds = time.perf_counter() - self._start
 
 
 def timed_fit(model, callbacks, x, y, batch_size, skip, steps, virtual_epochs):

@@ -93,3 +93,26 @@ def test_global_threshold_is_the_same_for_static_and_tensor_targets(target):
     static = float(to_numpy(sp.global_threshold(scores, target)))
     dynamic = float(to_numpy(sp.global_threshold(scores, keras.ops.convert_to_tensor(target))))
     assert static == dynamic
+
+
+@pytest.mark.parametrize("k", [1, 2, 150, 20070, 100352, 200699, 200704])
+def test_radix_select_gives_the_kth_largest_exactly(k):
+    """The radix select (two counting passes over the bit patterns) equals a sort, ties and zeros included."""
+    rng = np.random.default_rng(0)
+    x = np.abs(rng.normal(size=200704)).astype("float32")
+    x[:100] = 0.0
+    x[100:200] = x[300]  # a run of ties
+    got = sp._radix_kth_largest(keras.ops.convert_to_tensor(x), k)
+    assert float(keras.ops.convert_to_numpy(got)) == float(np.sort(x)[::-1][k - 1])
+
+
+def test_large_unstructured_mask_keeps_exactly_the_largest():
+    """A kernel above `RADIX_MIN_SIZE` (the radix path on JAX) keeps the same entries as a sort."""
+    rng = np.random.default_rng(1)
+    scores = np.round(np.abs(rng.normal(size=(300, 100))), 2).astype("float32")  # many ties
+    mask = keras.ops.convert_to_numpy(sp.unstructured_mask(keras.ops.convert_to_tensor(scores), 0.9))
+    keep = int(round(scores.size * 0.1))
+    order = np.argsort(-scores.ravel(), kind="stable")[:keep]
+    expected = np.zeros(scores.size, "float32")
+    expected[order] = 1.0
+    np.testing.assert_array_equal(mask.ravel(), expected)

@@ -7,6 +7,7 @@ magnitude). Written with `keras.ops` only, so they run on every backend and
 inside compiled training steps.
 """
 
+import keras
 from keras import ops
 
 
@@ -26,19 +27,56 @@ def _keep_count(size, target):
     return ops.maximum(ops.cast(ops.round(float(size) * (1.0 - target)), "int32"), 1 if size else 0)
 
 
-def _kth_largest(flat, k):
-    """The `k`-th largest entry (k >= 1) of a 1-D tensor.
+# From this many entries on, JAX finds the k-th largest float32 score by a
+# radix select (two counting passes) rather than a partial sort: for 20,070 of
+# 200,704 entries, jitted on this CPU, 4.7 ms against top-k's 58 ms. TF's
+# top-k is as fast as the radix select there (11 vs 13 ms), so TF keeps it.
+RADIX_MIN_SIZE = 1 << 14
 
-    With a static `k` only the shorter end is sorted (top-k of `k`, or of
-    `n - k + 1` from below): a full sort of a large kernel is most of the cost
-    of an ADMM or SLR update on CPU.
+
+def _kth_largest(flat, k):
+    """The `k`-th largest entry (k >= 1) of a 1-D tensor of scores (>= 0).
+
+    Large float32 tensors use a radix select on the bit patterns (not on
+    TensorFlow, see `RADIX_MIN_SIZE`); others a partial sort of the shorter end (top-k of `k`, or of `n - k + 1`
+    from below) when `k` is static, else a full sort. Either gives the same
+    value.
     """
     size = flat.shape[0]
+    if size >= RADIX_MIN_SIZE and str(flat.dtype) == "float32" and keras.backend.backend() != "tensorflow":
+        return _radix_kth_largest(flat, k)
     if isinstance(k, int):
         if k <= size - k + 1:
             return ops.top_k(flat, k)[0][k - 1]
         return -ops.top_k(-flat, size - k + 1)[0][size - k]
     return ops.take(ops.top_k(flat, size)[0], k - 1)
+
+
+def _counts(keys, weights, length):
+    """How many entries (or how much weight) have each key in [0, length)."""
+    if keras.backend.backend() == "jax":  # jnp.bincount needs a static length under jit
+        ones = ops.ones_like(keys) if weights is None else weights
+        return ops.segment_sum(ones, keys, num_segments=length)
+    return ops.bincount(keys, weights=weights, minlength=length)
+
+
+def _radix_kth_largest(flat, k):
+    """The `k`-th largest of non-negative float32 values, exactly, in two counting passes.
+
+    For non-negative floats the order of the values is the order of their
+    bit patterns as int32: the upper 16 bits pick the bucket that holds the
+    k-th largest, the lower 16 bits its place in the bucket.
+    """
+    bits = ops.view(ops.maximum(flat, 0.0), "int32")  # -0.0 -> +0.0
+    high = ops.right_shift(bits, 16)
+    counts = _counts(high, None, 1 << 15)
+    at_or_above = ops.flip(ops.cumsum(ops.flip(counts, 0)), 0)
+    bucket = ops.sum(ops.cast(at_or_above >= k, "int32")) - 1
+    above = ops.take(at_or_above, bucket) - ops.take(counts, bucket)
+    low_counts = _counts(ops.bitwise_and(bits, 0xFFFF), ops.cast(high == bucket, "int32"), 1 << 16)
+    low_at_or_above = ops.flip(ops.cumsum(ops.flip(low_counts, 0)), 0)
+    low = ops.sum(ops.cast(low_at_or_above >= k - above, "int32")) - 1
+    return ops.view(ops.left_shift(bucket, 16) + low, "float32")
 
 
 def keep_largest(flat, keep):
@@ -58,7 +96,12 @@ def keep_largest(flat, keep):
     above = flat > threshold
     tied = flat == threshold
     room = keep - ops.sum(ops.cast(above, "int32"))
-    kept_ties = ops.logical_and(tied, ops.cumsum(ops.cast(tied, "int32")) <= room)
+    # Most often every tie fits (the threshold entry alone): skip the cumsum.
+    kept_ties = ops.cond(
+        ops.sum(ops.cast(tied, "int32")) <= room,
+        lambda: tied,
+        lambda: ops.logical_and(tied, ops.cumsum(ops.cast(tied, "int32")) <= room),
+    )
     mask = ops.logical_and(ops.logical_or(above, kept_ties), keep > 0)
     return ops.cast(mask, flat.dtype)
 
