@@ -4,7 +4,7 @@ import pytest
 from conftest import to_numpy
 
 import tfprune
-from tfprune.core.wrapper import PruneWrapper, iter_wrappers
+from tfprune.core.wrapper import MASK_DTYPE, PruneWrapper, iter_wrappers
 
 
 def _model_with(layer, input_shape, dtype="float32"):
@@ -123,3 +123,55 @@ def test_wrapper_config_round_trip():
     again = PruneWrapper.from_config(dict(config))
     assert again.get_config() == config
     assert again.name == "c" and again.target == 0.7 and again.scope == "global"
+
+
+def _mlp():
+    return keras.Sequential([keras.Input((12,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)])
+
+
+def test_masks_are_uint8_and_a_quarter_of_the_kernel_bytes():
+    wrapped = tfprune.wrap(_mlp(), tfprune.Sparsity(0.5))
+    masks = [m for w in iter_wrappers(wrapped) for m in w.masks]
+    kernels = [k for w in iter_wrappers(wrapped) for k in w.prunable_weights]
+    assert {keras.backend.standardize_dtype(m.dtype) for m in masks} == {MASK_DTYPE} == {"uint8"}
+    mask_bytes = sum(to_numpy(m).nbytes for m in masks)
+    assert mask_bytes <= 0.25 * sum(to_numpy(k).nbytes for k in kernels)
+
+
+def test_effective_weights_are_exactly_w_times_mask_after_a_seeded_fit():
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 12)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    wrapped = tfprune.wrap(_mlp(), tfprune.Sparsity(0.75))
+    wrapped.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    schedule = tfprune.schedules.PolynomialDecay(0.0, 0.75, 0, 4, frequency=2)
+    wrapped.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[tfprune.callbacks.MagnitudePruning(schedule)])
+    for w in iter_wrappers(wrapped):
+        for kernel, mask, effective in zip(w.prunable_weights, w.masks, w.effective_weights()):
+            m = to_numpy(mask)
+            assert m.dtype == np.uint8 and set(np.unique(m)) == {0, 1}
+            assert (m == 0).mean() == 0.75
+            np.testing.assert_array_equal(to_numpy(effective), to_numpy(kernel) * m.astype("float32"))
+    stripped = tfprune.strip(wrapped)
+    np.testing.assert_array_equal(to_numpy(stripped(x)), to_numpy(wrapped(x)))
+
+
+def test_masks_saved_as_float32_load_into_uint8_masks(tmp_path, monkeypatch):
+    monkeypatch.setattr(PruneWrapper, "mask_dtype", "float32")  # What older versions wrote.
+    old = tfprune.wrap(_mlp(), tfprune.Sparsity(0.5))
+    tfprune.hard_prune(old)
+    old.save(str(tmp_path / "old.keras"))
+    old.save_weights(str(tmp_path / "old.weights.h5"))
+    saved = [to_numpy(m) for w in iter_wrappers(old) for m in w.masks]
+    assert saved[0].dtype == np.float32
+    monkeypatch.undo()
+    loaded = keras.models.load_model(str(tmp_path / "old.keras"))
+    fresh = tfprune.wrap(_mlp(), tfprune.Sparsity(0.5))
+    fresh.load_weights(str(tmp_path / "old.weights.h5"))
+    for model in (loaded, fresh):
+        masks = [to_numpy(m) for w in iter_wrappers(model) for m in w.masks]
+        assert all(m.dtype == np.uint8 for m in masks)
+        for m, s in zip(masks, saved):
+            np.testing.assert_array_equal(m, s.astype("uint8"))
+    x = np.ones((2, 12), "float32")
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(old(x)))

@@ -125,7 +125,11 @@ def compute_masks(wrappers, values, targets=None):
 
 
 def assign_masks(wrappers, masks):
-    """Writes masks computed by `compute_masks` into the wrappers."""
+    """Writes masks computed by `compute_masks` into the wrappers.
+
+    The masks are computed in the weights' dtype and stored in the mask
+    variables' (narrow) dtype; 0 and 1 are exact in both.
+    """
     for w, ms in zip(wrappers, masks):
         for var, m in zip(w.masks, ms):
-            var.assign(m)
+            var.assign(ops.cast(m, var.dtype))

@@ -23,6 +23,27 @@ from tfprune.core import cloning, registry
 from tfprune.core.spec import check_scope, check_target, parse_granularity
 from tfprune.core.state import MethodStateMixin, iter_state_layers, zero_fraction
 
+# Masks hold only 0 and 1, so one byte each: a quarter of a float32 kernel's
+# memory. Measured as fast as float32 masks (benchmarks/mask_dtype.py).
+MASK_DTYPE = "uint8"
+
+
+def apply_mask(value, mask):
+    """`value * mask` in `value`'s dtype (masks are stored as `MASK_DTYPE`).
+
+    Args:
+        value: a weight tensor (float; the compute dtype inside a call).
+        mask: its mask, a variable or tensor of any numeric dtype.
+
+    Example:
+
+    ```python
+    effective = apply_mask(kernel.value, wrapper.masks[0])
+    ```
+    """
+    mask = mask.value if isinstance(mask, keras.Variable) else mask
+    return value * ops.cast(mask, value.dtype)
+
 
 @keras.saving.register_keras_serializable(package="tfprune")
 class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
@@ -55,6 +76,10 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
             return self.out(self.hidden(x, training=training))
     ```
     """
+
+    # The dtype of new mask variables; a class attribute so that a benchmark
+    # can compare dtypes (benchmarks/mask_dtype.py). Loading casts saved masks.
+    mask_dtype = MASK_DTYPE
 
     def __init__(
         self,
@@ -107,7 +132,7 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
                 self.add_weight(
                     name=f"{spec.key}_mask",
                     shape=kernel.shape,
-                    dtype=kernel.dtype,
+                    dtype=self.mask_dtype,
                     initializer="ones",
                     trainable=False,
                     aggregation="only_first_replica",
@@ -146,10 +171,13 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
 
     def effective_weights(self):
         """`W * mask` for each prunable weight (tensors)."""
-        return [w.value * m.value for w, m in zip(self.prunable_weights, self.masks)]
+        return [apply_mask(w.value, m) for w, m in zip(self.prunable_weights, self.masks)]
 
     def channel_keep(self, index):
-        """1 for each output channel of kernel `index` that is not all-masked."""
+        """1 for each output channel of kernel `index` that is not all-masked.
+
+        In the masks' dtype (`MASK_DTYPE`); cast it where it multiplies.
+        """
         spec = self.kernel_specs[index]
         mask = self.masks[index].value
         axes = spec.channel_reduce_axes(len(mask.shape))
@@ -158,13 +186,13 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
     # ------------------------------------------------------------------ call
 
     def _effective_mapping(self):
-        mapping = {id(w): w.value * m.value for w, m in zip(self.prunable_weights, self.masks)}
+        mapping = {id(w): apply_mask(w.value, m) for w, m in zip(self.prunable_weights, self.masks)}
         if self.kind == "channel":
             # A pruned channel must output exactly zero: mask its bias too.
             for i, spec in enumerate(self.kernel_specs):
                 bias = registry.weight_variable(self.layer, spec.bias_attr) if spec.bias_attr else None
                 if isinstance(bias, keras.Variable):
-                    mapping[id(bias)] = bias.value * ops.cast(self.channel_keep(i), bias.dtype)
+                    mapping[id(bias)] = apply_mask(bias.value, self.channel_keep(i))
         return [(v, mapping.get(id(v), v.value)) for v in self.layer.variables]
 
     def call(self, inputs, *args, training=None, **kwargs):

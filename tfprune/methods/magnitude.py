@@ -88,16 +88,19 @@ class MagnitudePruning(PruningCallback):
                 threshold_var.assign(threshold)
             threshold = threshold_var.value
         for index, (mask, value) in enumerate(zip(wrapper.masks, values)):
+            # Both branches of the cond must have the mask variable's dtype.
             if wrapper.scope == "global":
-                compute = lambda v=value, i=index: masks_lib.mask_from_threshold(
-                    wrapper, i, v, threshold
+                compute = lambda v=value, i=index, m=mask: ops.cast(
+                    masks_lib.mask_from_threshold(wrapper, i, v, threshold), m.dtype
                 )
             elif wrapper.kind == "n:m":
                 compute = lambda v=value, i=index, m=mask: ops.where(
-                    target > 0, masks_lib.layer_mask(wrapper, i, v, target), m.value
+                    target > 0, ops.cast(masks_lib.layer_mask(wrapper, i, v, target), m.dtype), m.value
                 )
             else:
-                compute = lambda v=value, i=index: masks_lib.layer_mask(wrapper, i, v, target)
+                compute = lambda v=value, i=index, m=mask: ops.cast(
+                    masks_lib.layer_mask(wrapper, i, v, target), m.dtype
+                )
             mask.assign(ops.cond(should, compute, lambda m=mask: m.value))
         step.assign_add(1)
 
