@@ -27,8 +27,9 @@ def run_record(name):
         if machine.get("load_average_1_5_15"):
             when = "at the end" if name in LOAD_AT_END else "at the start"
             text += f", load average {num(machine['load_average_1_5_15'][0], 1)} {when}"
-        if machine.get("load_average_end"):
-            text += f", {num(machine['load_average_end'][0], 1)} at the end"
+        end = machine.get("load_average_end") or machine.get("load_average_1_5_15_at_end")
+        if end:
+            text += f", {num(end[0], 1)} at the end"
         if info.get("note"):
             text += f"; {info['note']}"
         parts.append(text + ")")
@@ -286,3 +287,18 @@ def structured_recalibration(model, method, budget):
     r = next(r for r in load("structured")["runs"]
              if (r["model"], r["method"], r["budget"]) == (model, method, float(budget)))
     return f"from {num(100 * r['accuracy_pruned_stale_bn'], 1)}% to {num(100 * r['accuracy_before_finetune'], 1)}%"
+
+
+# -- mask_dtype.json ----------------------------------------------------------
+
+@figure("masks.yolo_memory")
+def masks_yolo_memory():
+    """YOLOv3's variable bytes, plain against wrapped with float32 and with uint8 masks."""
+    data = load("mask_dtype")["yolov3"]
+    plain = data["plain"]["plain_variable_bytes"]
+    parts = [f"plain {num(plain / 1e6, 1)} MB"]
+    for dtype in ("float32", "uint8"):
+        row = data[dtype]
+        parts.append(f"wrapped with {dtype} masks {num(row['variable_bytes'] / 1e6, 1)} MB "
+                     f"({num(row['wrapped_to_plain_bytes'])}×, peak RSS {num(row['peak_rss_bytes'] / 1e9)} GB)")
+    return "; ".join(parts)

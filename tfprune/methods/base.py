@@ -13,8 +13,12 @@ It plugs in the same way whatever it does:
    `attach` runs in `set_model`, before Keras traces the training step.
 3. **Cadence.** `update_every` is `None` (the method acts only in-step),
    `"epoch"` or an integer N; `on_update(logs)` runs at each boundary (epoch
-   end, or every N optimizer steps, after syncing JAX state). One counter,
-   taken from `model.optimizer.iterations`, so a resumed run keeps the beat.
+   end, or at the start of the step after every Nth optimizer step, after
+   syncing JAX state). One counter, taken from `model.optimizer.iterations`,
+   so a resumed run keeps the beat. Heavy update work is written with
+   `keras.ops` and run as one compiled call, `self.compiled(name, fn)`. A
+   method has no batch-end hook (so Keras keeps JAX's asynchronous dispatch)
+   unless `needs_last_batch`.
 4. **Scalars.** `scalar(name)` / `set_scalar(name, value)` read and write
    scalar state kept on `state_layers()` (by default a copy on every target,
    so each layer's in-step code reads only its own state).
@@ -252,6 +256,8 @@ class PruningCallback(keras.callbacks.Callback):
 
     def _count_step(self, batch, logs=None):
         self._batches_done = batch
+        if self._step is None:  # a custom loop that skipped on_epoch_begin
+            self._step = self._optimizer_step()
         if isinstance(self.cadence, int) and self._due():
             self._run_update(self.running_logs())
         self._step += 1
