@@ -129,11 +129,11 @@ def _mlp():
     return keras.Sequential([keras.Input((12,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)])
 
 
-def test_masks_are_uint8_and_a_quarter_of_the_kernel_bytes():
+def test_masks_are_bool_and_a_quarter_of_the_kernel_bytes():
     wrapped = tfprune.wrap(_mlp(), tfprune.Sparsity(0.5))
     masks = [m for w in iter_wrappers(wrapped) for m in w.masks]
     kernels = [k for w in iter_wrappers(wrapped) for k in w.prunable_weights]
-    assert {keras.backend.standardize_dtype(m.dtype) for m in masks} == {MASK_DTYPE} == {"uint8"}
+    assert {keras.backend.standardize_dtype(m.dtype) for m in masks} == {MASK_DTYPE} == {"bool"}
     mask_bytes = sum(to_numpy(m).nbytes for m in masks)
     assert mask_bytes <= 0.25 * sum(to_numpy(k).nbytes for k in kernels)
 
@@ -149,14 +149,14 @@ def test_effective_weights_are_exactly_w_times_mask_after_a_seeded_fit():
     for w in iter_wrappers(wrapped):
         for kernel, mask, effective in zip(w.prunable_weights, w.masks, w.effective_weights()):
             m = to_numpy(mask)
-            assert m.dtype == np.uint8 and set(np.unique(m)) == {0, 1}
+            assert m.dtype == np.bool_ and set(np.unique(m)) == {False, True}
             assert (m == 0).mean() == 0.75
             np.testing.assert_array_equal(to_numpy(effective), to_numpy(kernel) * m.astype("float32"))
     stripped = tfprune.strip(wrapped)
     np.testing.assert_array_equal(to_numpy(stripped(x)), to_numpy(wrapped(x)))
 
 
-def test_masks_saved_as_float32_load_into_uint8_masks(tmp_path, monkeypatch):
+def test_masks_saved_as_float32_load_into_bool_masks(tmp_path, monkeypatch):
     monkeypatch.setattr(PruneWrapper, "mask_dtype", "float32")  # What older versions wrote.
     old = tfprune.wrap(_mlp(), tfprune.Sparsity(0.5))
     tfprune.hard_prune(old)
@@ -170,8 +170,8 @@ def test_masks_saved_as_float32_load_into_uint8_masks(tmp_path, monkeypatch):
     fresh.load_weights(str(tmp_path / "old.weights.h5"))
     for model in (loaded, fresh):
         masks = [to_numpy(m) for w in iter_wrappers(model) for m in w.masks]
-        assert all(m.dtype == np.uint8 for m in masks)
+        assert all(m.dtype == np.bool_ for m in masks)
         for m, s in zip(masks, saved):
-            np.testing.assert_array_equal(m, s.astype("uint8"))
+            np.testing.assert_array_equal(m, s.astype("bool"))
     x = np.ones((2, 12), "float32")
     np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(old(x)))

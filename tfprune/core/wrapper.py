@@ -24,8 +24,10 @@ from tfprune.core.spec import check_scope, check_target, parse_granularity
 from tfprune.core.state import MethodStateMixin, iter_state_layers, zero_fraction
 
 # Masks hold only 0 and 1, so one byte each: a quarter of a float32 kernel's
-# memory. Measured as fast as float32 masks (benchmarks/mask_dtype.py).
-MASK_DTYPE = "uint8"
+# memory. Measured as fast as float32 masks (benchmarks/mask_dtype.py). Bool,
+# not uint8: MultiWorkerMirroredStrategy broadcasts initial values with
+# collectives that take no uint8.
+MASK_DTYPE = "bool"
 
 
 def apply_mask(value, mask):
@@ -174,14 +176,14 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
         return [apply_mask(w.value, m) for w, m in zip(self.prunable_weights, self.masks)]
 
     def channel_keep(self, index):
-        """1 for each output channel of kernel `index` that is not all-masked.
+        """True for each output channel of kernel `index` that is not all-masked.
 
-        In the masks' dtype (`MASK_DTYPE`); cast it where it multiplies.
+        A bool tensor; cast it where it multiplies (`apply_mask` does).
         """
         spec = self.kernel_specs[index]
-        mask = self.masks[index].value
+        mask = ops.cast(self.masks[index].value, "bool")
         axes = spec.channel_reduce_axes(len(mask.shape))
-        return ops.reshape(ops.max(mask, axis=axes), (-1,))
+        return ops.reshape(ops.any(mask, axis=axes), (-1,))
 
     # ------------------------------------------------------------------ call
 
