@@ -26,7 +26,11 @@ MAC_BUDGET = 0.5
 # of a run, masked training only) never starts.
 RUN_LENGTH_FACTOR = 3
 
-VARIANTS = ["dense", "dense2", "wrapped", "magnitude", "admm", "slr", "hyperspherical", "tapering"]
+VARIANTS = ["dense", "dense2", "wrapped", "magnitude", "admm", "slr", "hyperspherical", "tapering",
+            "admm_penalty", "slr_penalty"]
+# Profile variants: the method's in-step penalty alone (no update in the
+# window), so that ADMM's and SLR's cost splits into penalty and updates.
+PROFILE = {"admm_penalty", "slr_penalty"}
 # The targets, median step-time ratio to dense.
 TARGETS = {
     "lenet5": {"wrapped": 1.03, "magnitude": 1.05, "default": 1.10},
@@ -35,6 +39,8 @@ TARGETS = {
 
 
 def target(model_name, variant):
+    if variant in PROFILE:
+        return None
     limits = TARGETS[model_name]
     return limits.get(variant, limits["default"])
 
@@ -83,6 +89,9 @@ def build(variant, model_name, total_steps):
             callbacks = [tfprune.callbacks.ADMM(update_every=CADENCE["admm"])]
         elif variant == "slr":
             callbacks = [tfprune.callbacks.SLR(update_every=CADENCE["slr"])]
+        elif variant in PROFILE:
+            method = tfprune.callbacks.ADMM if variant == "admm_penalty" else tfprune.callbacks.SLR
+            callbacks = [method(update_every=10**9, rho_end=None, harden=0.0)]
         elif variant != "wrapped":
             raise ValueError(variant)
     model.compile(keras.optimizers.Adam(1e-3),

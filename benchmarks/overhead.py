@@ -34,7 +34,7 @@ import common  # noqa: E402
 
 BACKENDS = ["tensorflow", "jax"]
 MODEL_NAMES = ["mlp", "lenet5"]
-METHODS = ["wrapped", "magnitude", "admm", "slr", "hyperspherical", "tapering"]
+METHODS = ["wrapped", "magnitude", "admm", "slr", "hyperspherical", "tapering", "admm_penalty", "slr_penalty"]
 
 
 def parse(argv):
@@ -104,7 +104,8 @@ def summarize(model_name, seconds, steps):
     for v, r in ratios.items():
         limit = ov.target(model_name, v)
         stats = spread(r)
-        result["variants"][v] = {"ratios": r, **stats, "target": limit, "met": stats["median"] <= limit,
+        result["variants"][v] = {"ratios": r, **stats, "target": limit,
+                                 "met": None if limit is None else stats["median"] <= limit,
                                  "step_ms_per_round": [1e3 * t / steps for t in seconds[v]]}
     return result
 
@@ -153,8 +154,9 @@ def print_table(backend, models):
         c = m["control"]
         print(f"{name:8} {'(dense ms/step)':15} {m['dense_step_ms']:7.3f}")
         for v, s in m["variants"].items():
+            verdict = "profile" if s["met"] is None else "yes" if s["met"] else "NO"
             print(f"{name:8} {v:15} {s['median']:7.3f} {s['min']:6.3f}–{s['max']:6.3f} "
-                  f"{c['min']:6.3f}–{c['max']:6.3f} {s['target']:7.2f} {'yes' if s['met'] else 'NO'}")
+                  f"{c['min']:6.3f}–{c['max']:6.3f} {s['target'] or 0:7.2f} {verdict}")
 
 
 def plot(out):
@@ -172,9 +174,9 @@ def plot(out):
         med = [r["variants"][v]["median"] for v in names]
         err = [[m - r["variants"][v]["min"] for v, m in zip(names, med)],
                [r["variants"][v]["max"] - m for v, m in zip(names, med)]]
-        colors = ["tab:green" if r["variants"][v]["met"] else "tab:red" for v in names]
+        colors = [{None: "tab:gray", True: "tab:green", False: "tab:red"}[r["variants"][v]["met"]] for v in names]
         ax.bar(range(len(names)), med, yerr=err, color=colors, alpha=0.8, capsize=3)
-        ax.scatter(range(len(names)), [r["variants"][v]["target"] for v in names], marker="_", s=300,
+        ax.scatter(range(len(names)), [r["variants"][v]["target"] or float("nan") for v in names], marker="_", s=300,
                    color="k", zorder=3, label="target")
         c = r["control"]
         ax.axhspan(c["min"], c["max"], color="grey", alpha=0.3, label="control (dense2 ÷ dense) min–max")
