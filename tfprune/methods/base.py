@@ -114,7 +114,8 @@ class PruningCallback(keras.callbacks.Callback):
         super().set_model(model)
         _keras.check_steps_per_execution(model)
         self.wrappers = self.find_targets(model)
-        self._compiled = {}
+        if getattr(self, "_compiled_for", None) is not model:  # a new model: trace again
+            self._compiled, self._compiled_for = {}, model
         self.attach(self.wrappers)
         if self.update_every is not None:
             self._clock()  # created before Keras gathers the step's variables
