@@ -116,3 +116,15 @@ def test_large_unstructured_mask_keeps_exactly_the_largest():
     expected = np.zeros(scores.size, "float32")
     expected[order] = 1.0
     np.testing.assert_array_equal(mask.ravel(), expected)
+
+
+def test_scheduled_target_on_a_large_kernel_keeps_exactly_the_largest():
+    """A target known only at run time (a magnitude schedule) takes the radix path on every backend."""
+    rng = np.random.default_rng(2)
+    scores = np.round(np.abs(rng.normal(size=(300, 100))), 2).astype("float32")
+    target = keras.ops.convert_to_tensor(np.float32(0.8))
+    mask = keras.ops.convert_to_numpy(sp.unstructured_mask(keras.ops.convert_to_tensor(scores), target))
+    keep = int(round(scores.size * (1 - np.float32(0.8))))
+    expected = np.zeros(scores.size, "float32")
+    expected[np.argsort(-scores.ravel(), kind="stable")[:keep]] = 1.0
+    np.testing.assert_array_equal(mask.ravel(), expected)

@@ -27,23 +27,27 @@ def _keep_count(size, target):
     return ops.maximum(ops.cast(ops.round(float(size) * (1.0 - target)), "int32"), 1 if size else 0)
 
 
-# From this many entries on, JAX finds the k-th largest float32 score by a
-# radix select (two counting passes) rather than a partial sort: for 20,070 of
-# 200,704 entries, jitted on this CPU, 4.7 ms against top-k's 58 ms. TF's
-# top-k is as fast as the radix select there (11 vs 13 ms), so TF keeps it.
+# From this many entries on, the k-th largest float32 score comes from a radix
+# select (two counting passes) rather than a sort. For 20,070 of 200,704
+# entries on this CPU: JAX (jitted) 4.7 ms against top-k's 58 ms; TF 7 ms
+# against a full sort's ~25 ms (a `k` known only at run time, as in a
+# magnitude schedule) but about as fast as TF's top-k of a static `k` (11 ms),
+# which TF keeps.
 RADIX_MIN_SIZE = 1 << 14
 
 
 def _kth_largest(flat, k):
     """The `k`-th largest entry (k >= 1) of a 1-D tensor of scores (>= 0).
 
-    Large float32 tensors use a radix select on the bit patterns (not on
-    TensorFlow, see `RADIX_MIN_SIZE`); others a partial sort of the shorter end (top-k of `k`, or of `n - k + 1`
+    Large float32 tensors use a radix select on the bit patterns (on
+    TensorFlow only for a `k` known at run time, see `RADIX_MIN_SIZE`);
+    others a partial sort of the shorter end (top-k of `k`, or of `n - k + 1`
     from below) when `k` is static, else a full sort. Either gives the same
     value.
     """
     size = flat.shape[0]
-    if size >= RADIX_MIN_SIZE and str(flat.dtype) == "float32" and keras.backend.backend() != "tensorflow":
+    static_tf = isinstance(k, int) and keras.backend.backend() == "tensorflow"
+    if size >= RADIX_MIN_SIZE and str(flat.dtype) == "float32" and not static_tf:
         return _radix_kth_largest(flat, k)
     if isinstance(k, int):
         if k <= size - k + 1:
