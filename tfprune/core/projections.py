@@ -64,6 +64,11 @@ def _counts(keys, weights, length):
     return ops.bincount(keys, weights=weights, minlength=length)
 
 
+def _at_or_above(counts):
+    """For each key b, the count of entries with a key >= b."""
+    return ops.flip(ops.cumsum(ops.flip(counts, 0)), 0)
+
+
 def _radix_kth_largest(flat, k):
     """The `k`-th largest of non-negative float32 values, exactly, in two counting passes.
 
@@ -74,12 +79,11 @@ def _radix_kth_largest(flat, k):
     bits = ops.view(ops.maximum(flat, 0.0), "int32")  # -0.0 -> +0.0
     high = ops.right_shift(bits, 16)
     counts = _counts(high, None, 1 << 15)
-    at_or_above = ops.flip(ops.cumsum(ops.flip(counts, 0)), 0)
+    at_or_above = _at_or_above(counts)
     bucket = ops.sum(ops.cast(at_or_above >= k, "int32")) - 1
     above = ops.take(at_or_above, bucket) - ops.take(counts, bucket)
     low_counts = _counts(ops.bitwise_and(bits, 0xFFFF), ops.cast(high == bucket, "int32"), 1 << 16)
-    low_at_or_above = ops.flip(ops.cumsum(ops.flip(low_counts, 0)), 0)
-    low = ops.sum(ops.cast(low_at_or_above >= k - above, "int32")) - 1
+    low = ops.sum(ops.cast(_at_or_above(low_counts) >= k - above, "int32")) - 1
     return ops.view(ops.left_shift(bucket, 16) + low, "float32")
 
 

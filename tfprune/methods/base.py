@@ -217,8 +217,8 @@ class PruningCallback(keras.callbacks.Callback):
         return layer.states[name]
 
     def _due(self):
-        """Whether the step-cadence update of the current step is due and has not run."""
-        if not self._step or self._step == self._done:
+        """Whether a step-cadence update is due at the current step and has not run."""
+        if not isinstance(self.cadence, int) or not self._step or self._step == self._done:
             return False
         return self._step % self.cadence == 0
 
@@ -259,7 +259,7 @@ class PruningCallback(keras.callbacks.Callback):
         self._batches_done = batch
         if self._step is None:  # a custom loop that skipped on_epoch_begin
             self._step = self._optimizer_step()
-        if isinstance(self.cadence, int) and self._due():
+        if self._due():
             self._run_update(self.running_logs())
         self._step += 1
 
@@ -283,7 +283,7 @@ class PruningCallback(keras.callbacks.Callback):
         self.sync_state()
         self._step = self._optimizer_step()
         self._done = int(read_scalar(self._clock()))
-        if isinstance(self.cadence, int) and self._due():
+        if self._due():
             # The checkpoint was written before the last boundary's update.
             self._run_update(self.running_logs())
 
@@ -303,7 +303,7 @@ class PruningCallback(keras.callbacks.Callback):
         self._epoch_completed = True
         if self.cadence is not None:
             self._step = self._optimizer_step()
-        if isinstance(self.cadence, int) and self._due():
+        if self._due():
             self._run_update(logs)
         self.end_of_epoch(logs)
 
@@ -330,6 +330,10 @@ class PruningCallback(keras.callbacks.Callback):
     def scalar(self, name):
         """The scalar state `name` as a Python float."""
         return read_scalar(self.state_layers()[0].states[name])
+
+    def state_value(self, name):
+        """The scalar state `name` as a tensor (inside a compiled update)."""
+        return self.state_layers()[0].states[name].value
 
     def set_scalar(self, name, value):
         """Assigns `value` (a number or a tensor) to the scalar state `name` on every state layer."""

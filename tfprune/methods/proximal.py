@@ -139,11 +139,10 @@ class ProximalMethod(PruningCallback):
         """`scheduled_rho` as a tensor from the state (inside a compiled update); `None` without `rho_end`."""
         if self.rho_end is None:
             return None
-        state = self.state_layers()[0].states
-        planned = ops.cast(state[f"{self.prefix}_planned"].value, "float32")
+        planned = ops.cast(self.state_value(f"{self.prefix}_planned"), "float32")
         fraction = ops.minimum(ops.cast(iteration, "float32"), planned - 1.0) / ops.maximum(planned - 1.0, 1.0)
         rho = ops.where(planned > 1, self.rho * (self.rho_end / self.rho) ** fraction, self.rho_end)
-        return ops.where(planned > 0, rho, state[f"{self.prefix}_rho"].value)
+        return ops.where(planned > 0, rho, self.state_value(f"{self.prefix}_rho"))
 
     def check_finite(self, finite):
         """After an update: stops `fit` and names the layers if a weight is NaN/Inf."""

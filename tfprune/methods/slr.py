@@ -226,17 +226,14 @@ class SLR(_proximal.ProximalMethod):
     def _alpha(self, k):
         return 1.0 - 1.0 / (self.M * k ** (1.0 - 1.0 / k**self.r))
 
-    def _state(self, name):
-        return self.state_layers()[0].states[name].value
-
     def _multiplier_step(self, take, weights, zs, f):
         """Where `take`: accepts the pair (W, Z), the update of Λ, s, k, (W_a, Z_a)."""
-        k = ops.cast(self._state("slr_k"), "float32")
+        k = ops.cast(self.state_value("slr_k"), "float32")
         num = sum(_proximal.frobenius([a - b for a, b in zip(self._get(w, "wa"), self._get(w, "za"))])
                   for w in self.wrappers)
         den = sum(_proximal.frobenius([a - b for a, b in zip(ws, z)]) for ws, z in zip(weights, zs))
         ratio = ops.where((num > 0) & (den > 0), num / ops.where(den > 0, den, 1.0), 1.0)
-        s = ops.where(take, self._alpha(k) * self._state("slr_s") * ratio, self._state("slr_s"))
+        s = ops.where(take, self._alpha(k) * self.state_value("slr_s") * ratio, self.state_value("slr_s"))
         for w, ws, z in zip(self.wrappers, weights, zs):
             lambdas = self._get(w, "lambda")
             self._set(w, "lambda", [ops.where(take, lam + ops.cast(s, lam.dtype) * (a - b), lam)
@@ -244,8 +241,8 @@ class SLR(_proximal.ProximalMethod):
             self._set(w, "wa", [ops.where(take, a, old) for a, old in zip(ws, self._get(w, "wa"))])
             self._set(w, "za", [ops.where(take, b, old) for b, old in zip(z, self._get(w, "za"))])
         self.set_scalar("slr_s", s)
-        self.set_scalar("slr_k", ops.where(take, self._state("slr_k") + 1, self._state("slr_k")))
-        self.set_scalar("slr_loss_a", ops.where(take, f, self._state("slr_loss_a")))
+        self.set_scalar("slr_k", ops.where(take, self.state_value("slr_k") + 1, self.state_value("slr_k")))
+        self.set_scalar("slr_loss_a", ops.where(take, f, self.state_value("slr_loss_a")))
 
     def data_loss(self, logs):
         """f: the mean training loss since the last update, less the penalty's mean (a tensor).
@@ -272,8 +269,8 @@ class SLR(_proximal.ProximalMethod):
             mean_penalty += ops.where(steps > 0, w.states["slr_penalty_sum"].value / ops.maximum(steps, 1.0), 0.0)
         if window:
             running = batches * loss
-            total = self._state("slr_loss_carry") + running - self._state("slr_loss_mark")
-            count = self._state("slr_loss_carry_batches") + batches - self._state("slr_loss_mark_batches")
+            total = self.state_value("slr_loss_carry") + running - self.state_value("slr_loss_mark")
+            count = self.state_value("slr_loss_carry_batches") + batches - self.state_value("slr_loss_mark_batches")
             loss = total / ops.maximum(count, 1.0)
             for name, value in (("slr_loss_mark", running), ("slr_loss_mark_batches", batches),
                                 ("slr_loss_carry", 0.0), ("slr_loss_carry_batches", 0.0)):
@@ -292,17 +289,17 @@ class SLR(_proximal.ProximalMethod):
         wrappers = self.wrappers
         weights = [self.weights_of(w) for w in wrappers]
         z_prev = [self._get(w, "z") for w in wrappers]
-        first = self._state("slr_k") == 1
+        first = self.state_value("slr_k") == 1
         # 1. First multiplier update, on (W^k, Z^{k-1}).
         lambdas = [self._get(w, "lambda") for w in wrappers]
         l_now = f + self._lagrangian_penalty(weights, z_prev, lambdas)
         w_a = [self._get(w, "wa") for w in wrappers]
-        l_a = self._state("slr_loss_a") + self._lagrangian_penalty(w_a, z_prev, lambdas)
+        l_a = self.state_value("slr_loss_a") + self._lagrangian_penalty(w_a, z_prev, lambdas)
         cond1 = first | (l_now < l_a)
         self._multiplier_step(cond1, weights, z_prev, f)
         # 2. Z-step: Z^k = Proj_S(W^k + Λ/ρ).
         lambdas = [self._get(w, "lambda") for w in wrappers]
-        rho = self._state("slr_rho")
+        rho = self.state_value("slr_rho")
         targets = [[a + lam / ops.cast(rho, lam.dtype) for a, lam in zip(ws, ls)]
                    for ws, ls in zip(weights, lambdas)]
         z_new = _proximal.project(wrappers, targets)
@@ -310,7 +307,7 @@ class SLR(_proximal.ProximalMethod):
             self._set(w, "z", z)
         # 3. Second multiplier update, on (W^k, Z^k). The loss terms of both
         # sides are f (same W), so only the penalties decide.
-        first = self._state("slr_k") == 1
+        first = self.state_value("slr_k") == 1
         l_new = self._lagrangian_penalty(weights, z_new, lambdas)
         l_old = self._lagrangian_penalty(weights, z_prev, lambdas)
         cond2 = first | (l_new < l_old)
@@ -321,7 +318,7 @@ class SLR(_proximal.ProximalMethod):
         """After an update: the penalty sums restart, the iteration count and ρ move on."""
         for name in ("slr_penalty_sum", "slr_penalty_steps"):
             self.set_scalar(name, 0.0)
-        iteration = self._state("slr_iteration") + 1
+        iteration = self.state_value("slr_iteration") + 1
         self.set_scalar("slr_iteration", iteration)
         rho = self.scheduled_rho_ops(iteration)
         if rho is not None:

@@ -205,10 +205,6 @@ class Hyperspherical(PruningCallback):
             shares.append(rest_energy(value, mask, axes))
         return shares
 
-    def would_drop(self, wrapper):
-        """The largest energy share that fixing `wrapper`'s masks now would drop."""
-        return max(self.drop_shares(wrapper))
-
     def fix(self, wrapper):
         """Fixes `wrapper`'s masks: each unit keeps its largest weights."""
         for i, (kernel, mask) in enumerate(zip(wrapper.prunable_weights, wrapper.masks)):
