@@ -1,4 +1,4 @@
-"""Export and serving: SavedModel and sparse TFLite files, sizes, latency, loading.
+"""Export and serving: SavedModel and sparse (optionally quantized) TFLite files, sizes, latency, loading.
 
 TensorFlow-only (SavedModel and TFLite are TensorFlow formats); TensorFlow
 is imported when a function runs, not when tfprune is imported. The package
@@ -16,17 +16,21 @@ from tfprune.exporting.saved_model import (
     gzip_size,
     tflite_path_of,
 )
-from tfprune.exporting.tflite import to_tflite
+from tfprune.exporting.tflite import QUANTIZE_MODES, to_tflite
+from tfprune.exporting.tflite_reader import StoredTensor, read_tflite
 
 __all__ = [
+    "QUANTIZE_MODES",
     "DestinationExistsError",
     "ExportResult",
     "ModelFileError",
+    "StoredTensor",
     "check_destination",
     "export",
     "gzip_size",
     "load_model",
     "measure_latency",
+    "read_tflite",
     "tflite_path_of",
     "to_tflite",
 ]

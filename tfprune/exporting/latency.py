@@ -1,12 +1,12 @@
-"""SavedModel latency: median inference time, several models timed in turns."""
+"""Latency of exported models (SavedModel or TFLite): median time, several models in turns."""
 
 import os
 import statistics
 import time
 
 
-def measure_latency(saved_model, batch_size=1, repeats=30, warmup=3, seed=0):
-    """Median wall time of one inference call of a SavedModel (or of several, interleaved).
+def measure_latency(saved_model, batch_size=1, repeats=30, warmup=3, seed=0, num_threads=None):
+    """Median wall time of one inference call of an exported model (or of several, interleaved).
 
     Loads each SavedModel (as written by `tfprune.export` or
     `model.export(..., format="tf_saved_model")`), feeds a fixed random batch
@@ -22,6 +22,8 @@ def measure_latency(saved_model, batch_size=1, repeats=30, warmup=3, seed=0):
         repeats: timed calls per model.
         warmup: untimed calls first (tracing, allocator warm-up).
         seed: seed of the random input.
+        num_threads: TFLite interpreter threads (`None`: TFLite's default);
+            SavedModels use TensorFlow's own thread settings.
 
     Returns:
         Median seconds per call: a float, or a list of floats for a list.
@@ -44,6 +46,9 @@ def measure_latency(saved_model, batch_size=1, repeats=30, warmup=3, seed=0):
         )
     calls = []
     for path in paths:
+        if os.fspath(path).endswith(".tflite"):
+            calls.append(_tflite_call(path, int(batch_size), seed, num_threads))
+            continue
         if not os.path.isdir(path):
             raise ValueError(f"measure_latency: no SavedModel directory at {str(path)!r}.")
         loaded = tf.saved_model.load(path)
@@ -56,7 +61,10 @@ def measure_latency(saved_model, batch_size=1, repeats=30, warmup=3, seed=0):
         (spec,) = serve.get_concrete_function().structured_input_signature[0]
         shape = (int(batch_size),) + tuple(spec.shape[1:])
         x = tf.random.stateless_normal(shape, seed=(seed, 0), dtype=spec.dtype)
-        calls.append((serve, x, loaded))  # the loaded object owns the variables
+        def call(x, serve=serve):
+            return tf.nest.map_structure(lambda t: t.numpy(), serve(x))
+
+        calls.append((call, x, loaded))  # the loaded object owns the variables
     for serve, x, _ in calls:
         for _ in range(int(warmup)):
             serve(x)
@@ -64,7 +72,30 @@ def measure_latency(saved_model, batch_size=1, repeats=30, warmup=3, seed=0):
     for _ in range(int(repeats)):
         for (serve, x, _), record in zip(calls, times):
             start = time.perf_counter()
-            tf.nest.map_structure(lambda t: t.numpy(), serve(x))
+            serve(x)
             record.append(time.perf_counter() - start)
     medians = [statistics.median(t) for t in times]
     return medians[0] if isinstance(saved_model, (str, os.PathLike)) else medians
+
+
+def _tflite_call(path, batch_size, seed, num_threads):
+    """`(call, input, interpreter)` for a `.tflite` file: set input, invoke, read outputs."""
+    import numpy as np
+    import tensorflow as tf
+
+    if not os.path.isfile(path):
+        raise ValueError(f"measure_latency: no .tflite file at {str(path)!r}.")
+    interpreter = tf.lite.Interpreter(model_path=os.fspath(path), num_threads=num_threads)
+    (spec,) = interpreter.get_input_details()
+    shape = (batch_size,) + tuple(int(s) for s in spec["shape"][1:])
+    interpreter.resize_tensor_input(spec["index"], shape)
+    interpreter.allocate_tensors()
+    x = np.random.default_rng(seed).standard_normal(shape).astype(spec["dtype"])
+    outputs = [d["index"] for d in interpreter.get_output_details()]
+
+    def call(x):
+        interpreter.set_tensor(spec["index"], x)
+        interpreter.invoke()
+        return [interpreter.get_tensor(i) for i in outputs]
+
+    return call, x, interpreter

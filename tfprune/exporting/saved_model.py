@@ -21,7 +21,7 @@ import keras
 from tfprune.core import disk
 from tfprune.core.wrapper import plain_model
 from tfprune.exporting import tempdirs
-from tfprune.exporting.tflite import tflite_source, to_tflite
+from tfprune.exporting.tflite import check_quantize, tflite_source, to_tflite
 from tfprune.structure import batchnorm
 
 
@@ -39,6 +39,7 @@ class ExportResult:
     tflite: str = None
     tflite_bytes: int = None
     tflite_gzip_bytes: int = None
+    quantize: str = None
 
     def __str__(self):
         lines = [
@@ -46,9 +47,10 @@ class ExportResult:
             f"{self.saved_model_gzip_bytes / 1e6:.2f} MB gzipped)"
         ]
         if self.tflite:
+            kind = f", {self.quantize}" if self.quantize else ""
             lines.append(
                 f"TFLite:     {self.tflite} ({self.tflite_bytes / 1e6:.2f} MB, "
-                f"{self.tflite_gzip_bytes / 1e6:.2f} MB gzipped)"
+                f"{self.tflite_gzip_bytes / 1e6:.2f} MB gzipped{kind})"
             )
         return "\n".join(lines)
 
@@ -134,7 +136,15 @@ def tflite_path_of(path):
     return os.fspath(path).rstrip("/") + ".tflite"
 
 
-def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
+def export(
+    model,
+    path,
+    tflite=False,
+    overwrite=False,
+    fold_batch_norms=False,
+    quantize=None,
+    representative_data=None,
+):
     """Saves `model` as a SavedModel (and optionally TFLite) and reports sizes.
 
     A wrapped model is stripped first, so the export carries plain layers with
@@ -148,6 +158,13 @@ def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
         fold_batch_norms: merge inference-mode BatchNormalization into the
             layer before it (`tfprune.fold_batch_norms`) in the exported
             graph; faster serving, same outputs up to float rounding.
+        quantize: the TFLite file's number format: `None` (float32),
+            `"dynamic"` (int8 weights), `"float16"` or `"int8"` (full
+            integer, calibrated on `representative_data`); see
+            `tfprune.exporting.to_tflite`. Pruned weights stay exact zeros
+            in every mode. Needs `tflite=True`.
+        representative_data: 100-500 real inputs for `quantize="int8"`
+            (an array, a list of batches or a dataset of `x` or `(x, y)`).
 
     Returns:
         An `ExportResult` with paths and raw/gzip sizes.
@@ -164,10 +181,18 @@ def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
     ```python
     result = tfprune.export(final, "out/model", tflite=True)
     print(result)
+    small = tfprune.export(final, "out/model_int8", tflite=True, quantize="int8",
+                           representative_data=x_train[:200])
     ```
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"tfprune.export: model must be a keras.Model; got {type(model).__name__}.")
+    check_quantize(quantize, representative_data)
+    if quantize and not tflite:
+        raise ValueError(
+            f"tfprune.export: quantize={quantize!r} sets the TFLite file's number format; "
+            "pass tflite=True as well."
+        )
     parent = check_destination(path, overwrite)
     path = os.fspath(path)
     tflite_path = tflite_path_of(path) if tflite else None
@@ -196,8 +221,10 @@ def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
         )
         if tflite_path:
             lite_tmp = os.path.join(tmp, "model.tflite")
-            to_tflite(tflite_source(model, saved, tmp), lite_tmp)
+            to_tflite(tflite_source(model, saved, tmp), lite_tmp, quantize=quantize,
+                      representative_data=representative_data)
             result.tflite = tflite_path
+            result.quantize = quantize
             result.tflite_bytes = os.path.getsize(lite_tmp)
             result.tflite_gzip_bytes = gzip_size(lite_tmp)
             _replace(lite_tmp, tflite_path)
