@@ -33,9 +33,11 @@ data:
 	  fi; \
 	fi
 
+# TF_CPP_MIN_LOG_LEVEL=3: the output starts with tfprune's first line (level 2,
+# exported above for the tests, lets TensorFlow print a cuInit error first).
 demo: setup
-	$(VENV)/bin/tfprune prune --model lenet5 --data fashion_mnist --method magnitude \
-	  --sparsity 0.9 --out runs/demo --overwrite
+	TF_CPP_MIN_LOG_LEVEL=3 $(VENV)/bin/tfprune prune --model lenet5 --data fashion_mnist --method magnitude \
+	  --sparsity 0.9 --quantize int8 --out runs/demo --overwrite
 
 test: lint docs test-tf test-jax
 

@@ -68,6 +68,9 @@ def add_prune_arguments(p):
     run.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--no-tflite", action="store_true", help="skip the TFLite export")
+    run.add_argument("--quantize", default="none", choices=("none", "dynamic", "float16", "int8"),
+                     help="also write a quantized TFLite file (int8: calibrated on training images; its test "
+                          "accuracy is reported); pruned weights stay zero")
     run.add_argument("--latency-repeats", type=int, default=10,
                      help="timed batch-1 calls of the exported and the dense SavedModel (median); 0 skips "
                           "the dense export and the timing")

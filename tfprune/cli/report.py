@@ -17,19 +17,18 @@ print_report(results, tfprune.summary(final), "runs/x")
 
 import os
 
-from tfprune import exporting
+from tfprune.cli import deploy
 
 MAX_TABLE_LAYERS = 24
 
 
-def measure(dense_export, exported, repeats):
-    """`{"dense_ms", "pruned_ms", "speedup", ...}` at batch 1, or None when `repeats` is 0."""
-    if not repeats or dense_export is None:
+def latency_of(artifacts, repeats):
+    """The SavedModel row's batch-1 latency as `{"dense_ms", "pruned_ms", "speedup", ...}`, or None."""
+    row = artifacts[0]
+    if row.get("ms") is None or row.get("dense_ms") is None:
         return None
-    dense, pruned = exporting.measure_latency([dense_export.saved_model, exported.saved_model], batch_size=1,
-                                              repeats=repeats, warmup=2)
-    return {"batch_size": 1, "repeats": repeats, "dense_ms": 1e3 * dense, "pruned_ms": 1e3 * pruned,
-            "speedup": dense / pruned if pruned else None}
+    return {"batch_size": 1, "repeats": repeats, "dense_ms": row["dense_ms"], "pruned_ms": row["ms"],
+            "speedup": row["dense_ms"] / row["ms"] if row["ms"] else None}
 
 
 def _sizes(result, work):
@@ -39,7 +38,7 @@ def _sizes(result, work):
 
 
 def results_dict(args, plan, acc, dense_report, before_shrink, final_report, work, exported, dense_export,
-                 latency, logits, seconds):
+                 artifacts, logits, seconds):
     """Everything `results.json` holds (see docs/cli.md)."""
     tapering = args.method == "tapering"
     return {
@@ -69,7 +68,10 @@ def results_dict(args, plan, acc, dense_report, before_shrink, final_report, wor
         "summary_before_shrink": before_shrink.to_dict() if before_shrink is not None else None,
         "export": _sizes(exported, work),
         "dense_export": _sizes(dense_export, work),
-        "latency": latency,
+        "latency": latency_of(artifacts, args.latency_repeats),
+        "artifacts": [{k: os.path.relpath(v, work) if k.endswith("path") and v else v for k, v in row.items()}
+                      for row in artifacts],
+        "quantize": None if args.quantize == "none" else args.quantize,
         "seconds": round(seconds, 1),
     }
 
@@ -106,17 +108,9 @@ def print_report(results, final_report, out):
     print(line)
     print(f"params {params['dense']:,} dense -> {params['final']:,} ({params['final_nonzeros']:,} nonzero); "
           f"sparsity {summary['sparsity']:.2%}")
-    sizes, dense = results["export"], results["dense_export"]
-    line = f"SavedModel {_mb(sizes['saved_model_bytes'])} ({_mb(sizes['saved_model_gzip_bytes'])} gzipped)"
-    if dense:
-        line += f" vs dense {_mb(dense['saved_model_bytes'])} ({_mb(dense['saved_model_gzip_bytes'])} gzipped)"
-    if sizes.get("tflite"):
-        line += f"; TFLite {_mb(sizes['tflite_bytes'])} ({_mb(sizes['tflite_gzip_bytes'])} gzipped)"
-    print(line)
-    latency = results["latency"]
-    if latency:
-        print(f"latency (batch 1, median of {latency['repeats']}): {latency['pruned_ms']:.3f} ms vs dense "
-              f"{latency['dense_ms']:.3f} ms ({latency['speedup']:.2f}x)")
+    for line in deploy.payoff_lines(results["artifacts"], results["shrunk"], results["granularity"],
+                                     results["quantize"]):
+        print(line)
     final = results["retrained_accuracy"] if results["retrained_accuracy"] is not None else \
         results["hard_pruned_accuracy"]
     if results["shrunk_accuracy"] is not None:

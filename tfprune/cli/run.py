@@ -23,7 +23,7 @@ import time
 import keras
 
 import tfprune
-from tfprune.cli import methods, report
+from tfprune.cli import deploy, methods, report
 from tfprune.cli.args import UsageError, check_numbers, check_out, prune_parser
 from tfprune.cli.config import write_config
 from tfprune.cli.data_source import check_available, describe_data, load_data, steps_of
@@ -67,6 +67,8 @@ def prepare(args):
     if args.out is None:
         check_out(args.out, args.overwrite)
     check_numbers(args)
+    if args.quantize != "none" and args.no_tflite:
+        raise UsageError(f"--quantize {args.quantize} sets the TFLite file's number format; drop --no-tflite")
     methods.resolve_method_options(args)
     source = describe_model(args)
     check_out(args.out, args.overwrite)
@@ -123,9 +125,7 @@ def run_prune(args, plan):
             fit(model, args.dense_epochs, "dense")
         acc["dense"] = _accuracy(model, test)
         dense_report = tfprune.summary(model)
-        dense_export = None
-        if args.latency_repeats:
-            dense_export = tfprune.export(model, os.path.join(work, "dense_saved_model"))
+        dense_export = deploy.export_dense(model, work, args) if args.latency_repeats else None
 
         spec = methods.spec_of(args)
         tapering = args.method == "tapering"
@@ -168,13 +168,13 @@ def run_prune(args, plan):
             acc["shrunk"] = _accuracy(final, test)
         final_report = tfprune.summary(final)
         final.save(os.path.join(work, "model.keras"))
-        exported = tfprune.export(final, os.path.join(work, "saved_model"), tflite=not args.no_tflite)
-        latency = report.measure(dense_export, exported, args.latency_repeats)
+        exported, quantized = deploy.export_all(final, work, args, train)
+        artifacts = deploy.compare(dense_export, exported, quantized, args, test)
         plotting.plot_run(phases, os.path.join(work, "training.png"),
                           title=f"{os.path.basename(args.model)} / {os.path.basename(args.data)}: {args.method} "
                                 f"to {goal}")
         results = report.results_dict(args, plan, acc, dense_report, before_shrink, final_report, work, exported,
-                                      dense_export, latency, logits, time.time() - started)
+                                      dense_export, artifacts, logits, time.time() - started)
         with open(os.path.join(work, "history.json"), "w") as f:
             json.dump([{"phase": n, "history": h} for n, h in phases], f, indent=1)
         with open(os.path.join(work, "results.json"), "w") as f:
