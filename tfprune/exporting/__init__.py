@@ -1,13 +1,17 @@
 """Export and serving: SavedModel and sparse TFLite files, sizes, latency, loading.
 
 TensorFlow-only (SavedModel and TFLite are TensorFlow formats); TensorFlow
-is imported when a function runs, not when tfprune is imported. The package
+is imported when a function runs, not when tfprune is imported. ONNX,
+OpenVINO and LiteRT go through Keras' exporter (`formats`, `export(format=)`);
+`runtimes` runs an exported file in its own runtime. The package
 is `exporting` because `tfprune.export` is the function. `load_model` reads a
 `.keras` file with one-line errors (used by `tfprune report` / `export`).
 """
 
+from tfprune.exporting.formats import FORMATS, UpstreamExportError
 from tfprune.exporting.latency import measure_latency
 from tfprune.exporting.loading import ModelFileError, load_model
+from tfprune.exporting.runtimes import run_exported, stored_weights
 from tfprune.exporting.saved_model import (
     DestinationExistsError,
     ExportResult,
@@ -20,6 +24,7 @@ from tfprune.exporting.tflite import to_tflite
 
 __all__ = [
     "DestinationExistsError",
+    "FORMATS",
     "ExportResult",
     "ModelFileError",
     "check_destination",
@@ -27,6 +32,9 @@ __all__ = [
     "gzip_size",
     "load_model",
     "measure_latency",
+    "run_exported",
+    "stored_weights",
     "tflite_path_of",
     "to_tflite",
+    "UpstreamExportError",
 ]

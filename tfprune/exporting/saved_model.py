@@ -20,7 +20,7 @@ import keras
 
 from tfprune.core import disk
 from tfprune.core.wrapper import plain_model
-from tfprune.exporting import tempdirs
+from tfprune.exporting import formats, tempdirs
 from tfprune.exporting.tflite import tflite_source, to_tflite
 from tfprune.structure import batchnorm
 
@@ -39,11 +39,18 @@ class ExportResult:
     tflite: str = None
     tflite_bytes: int = None
     tflite_gzip_bytes: int = None
+    format: str = None  # `export(format=...)`: the file(s) below instead of a SavedModel
+    files: tuple = ()
+    files_bytes: int = None
+    files_gzip_bytes: int = None
 
     def __str__(self):
         lines = [
             f"SavedModel: {self.saved_model} ({self.saved_model_bytes / 1e6:.2f} MB, "
             f"{self.saved_model_gzip_bytes / 1e6:.2f} MB gzipped)"
+        ] if self.saved_model else [
+            f"{self.format}: {', '.join(self.files)} ({self.files_bytes / 1e6:.2f} MB, "
+            f"{self.files_gzip_bytes / 1e6:.2f} MB gzipped)"
         ]
         if self.tflite:
             lines.append(
@@ -134,7 +141,18 @@ def tflite_path_of(path):
     return os.fspath(path).rstrip("/") + ".tflite"
 
 
-def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
+def _export_format(model, tmp, files, format):
+    # Keras writes the format's file(s) in `tmp`; each is renamed onto its destination.
+    written = formats.export_format(model, os.path.join(tmp, "model" + formats.FORMATS[format][0]), format)
+    result = ExportResult(None, None, None, format=format, files=tuple(files),
+                          files_bytes=sum(os.path.getsize(f) for f in written),
+                          files_gzip_bytes=sum(gzip_size(f) for f in written))
+    for source, destination in reversed(list(zip(written, files))):  # OpenVINO's .bin before its .xml
+        _replace(source, destination)
+    return result
+
+
+def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False, format=None):
     """Saves `model` as a SavedModel (and optionally TFLite) and reports sizes.
 
     A wrapped model is stripped first, so the export carries plain layers with
@@ -148,6 +166,10 @@ def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
         fold_batch_norms: merge inference-mode BatchNormalization into the
             layer before it (`tfprune.fold_batch_norms`) in the exported
             graph; faster serving, same outputs up to float rounding.
+        format: None (a SavedModel) or a Keras export format: `"onnx"`
+            (`path` ends in `.onnx`), `"openvino"` (`.xml`, with the `.bin`
+            beside it), `"litert"` (`.tflite`, dense) or `"tf_saved_model"`;
+            ONNX and OpenVINO need `pip install tfprune[export]`.
 
     Returns:
         An `ExportResult` with paths and raw/gzip sizes.
@@ -157,13 +179,17 @@ def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
         ValueError: `path` is empty or under a regular file, or its
             directory is not writable; `DestinationExistsError` (also a
             `FileExistsError`) if `path` or the `.tflite` file exists
-            and `overwrite` is False.
+            and `overwrite` is False; `format` unknown, its suffix missing
+            from `path`, or given with `tflite=True`.
+        ImportError: `format` needs a package that is not installed.
+        UpstreamExportError: Keras' exporter failed for this model.
 
     Example:
 
     ```python
     result = tfprune.export(final, "out/model", tflite=True)
     print(result)
+    tfprune.export(final, "out/model.onnx", format="onnx")
     ```
     """
     if not isinstance(model, keras.Model):
@@ -173,6 +199,11 @@ def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
     tflite_path = tflite_path_of(path) if tflite else None
     if tflite_path:
         check_destination(tflite_path, overwrite)
+    files = formats.check_format(format, path) if format not in (None, "tf_saved_model") else None
+    if files and tflite:
+        raise ValueError("tfprune.export: tflite=True writes beside a SavedModel; use format='litert' alone.")
+    for extra in (files or [])[1:]:
+        check_destination(extra, overwrite)
     model = plain_model(model)
     if fold_batch_norms:
         model = batchnorm.fold_batch_norms(model)
@@ -187,6 +218,8 @@ def export(model, path, tflite=False, overwrite=False, fold_batch_norms=False):
             f"tfprune.export: cannot create {parent!r} for path {path!r} ({disk.reason(err)}); "
             "choose a writable directory.") from None
     try:
+        if files:
+            return _export_format(model, tmp, files, format)
         saved = os.path.join(tmp, "saved_model")
         model.export(saved, format="tf_saved_model", verbose=False)
         result = ExportResult(
