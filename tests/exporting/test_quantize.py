@@ -115,3 +115,26 @@ def test_measure_latency_of_tflite_files(tmp_path):
     assert all(0.0 < s < 1.0 for s in seconds)
     with pytest.raises(ValueError, match="no .tflite file"):
         export_lib.measure_latency(str(tmp_path / "missing.tflite"))
+
+
+@pytest.mark.parametrize("how", ["tflite", "litert"])
+def test_a_block_encoding_tflite_gets_wrong_is_written_dense_instead(tmp_path, how):
+    # Whole zero output rows look 1x4-blocked to TFLite, which then mis-encodes 63 inputs (TF 2.21).
+    inputs = keras.Input((63,))
+    layer = keras.layers.Dense(10)
+    model = keras.Model(inputs, layer(inputs))
+    kernel = np.random.default_rng(1).normal(size=(63, 10)).astype("float32")
+    kernel[:, ::2] = 0
+    layer.kernel.assign(kernel)
+    x = np.random.default_rng(2).normal(size=(3, 63)).astype("float32")
+    with pytest.warns(UserWarning, match="writing .*dense"):
+        if how == "tflite":
+            path = tfprune.export(model, str(tmp_path / "m"), tflite=True).tflite
+        else:
+            path = str(tmp_path / "m.tflite")
+            tfprune.export(model, path, format="litert")
+    interpreter = _interpreter(path, x)
+    out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(out, to_numpy(model(x)), atol=1e-5)
+    (tensor,) = export_lib.read_tflite(path)[1]
+    np.testing.assert_array_equal(tensor.values, kernel.T)

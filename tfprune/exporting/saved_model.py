@@ -15,13 +15,15 @@ import os
 import shutil
 import tarfile
 import tempfile
+import warnings
 
 import keras
 
 from tfprune.core import disk
 from tfprune.core.wrapper import plain_model
-from tfprune.exporting import tempdirs
-from tfprune.exporting.tflite import check_quantize, tflite_source, to_tflite
+from tfprune.exporting import formats, tempdirs
+from tfprune.exporting.tflite import check_quantize, converter_settings, tflite_source, to_tflite
+from tfprune.exporting.tflite_reader import misencoded_blocks
 from tfprune.structure import batchnorm
 
 
@@ -40,11 +42,18 @@ class ExportResult:
     tflite_bytes: int = None
     tflite_gzip_bytes: int = None
     quantize: str = None
+    format: str = None  # `export(format=...)`: the file(s) below instead of a SavedModel
+    files: tuple = ()
+    files_bytes: int = None
+    files_gzip_bytes: int = None
 
     def __str__(self):
         lines = [
             f"SavedModel: {self.saved_model} ({self.saved_model_bytes / 1e6:.2f} MB, "
             f"{self.saved_model_gzip_bytes / 1e6:.2f} MB gzipped)"
+        ] if self.saved_model else [
+            f"{self.format}: {', '.join(self.files)} ({self.files_bytes / 1e6:.2f} MB, "
+            f"{self.files_gzip_bytes / 1e6:.2f} MB gzipped)"
         ]
         if self.tflite:
             kind = f", {self.quantize}" if self.quantize else ""
@@ -136,6 +145,25 @@ def tflite_path_of(path):
     return os.fspath(path).rstrip("/") + ".tflite"
 
 
+def _export_format(model, tmp, files, format, quantize=None, representative_data=None):
+    # Keras writes the format's file(s) in `tmp`; each is renamed onto its destination.
+    target = os.path.join(tmp, "model" + formats.FORMATS[format][0])
+    settings = converter_settings(quantize, representative_data) if format == "litert" else {}
+    written = formats.export_format(model, target, format, **settings)
+    if format == "litert" and misencoded_blocks(open(written[0], "rb").read()):
+        warnings.warn(f"tfprune.export: TFLite mis-encodes a block-sparse weight of {model.name!r} "
+                      "(see tfprune.exporting.to_tflite); writing its weights dense.", stacklevel=3)
+        os.remove(written[0])
+        written = formats.export_format(model, target, format,
+                                        **converter_settings(quantize, representative_data, sparse=False))
+    result = ExportResult(None, None, None, format=format, files=tuple(files),
+                          files_bytes=sum(os.path.getsize(f) for f in written),
+                          files_gzip_bytes=sum(gzip_size(f) for f in written))
+    for source, destination in reversed(list(zip(written, files))):  # OpenVINO's .bin before its .xml
+        _replace(source, destination)
+    return result
+
+
 def export(
     model,
     path,
@@ -144,6 +172,7 @@ def export(
     fold_batch_norms=False,
     quantize=None,
     representative_data=None,
+    format=None,
 ):
     """Saves `model` as a SavedModel (and optionally TFLite) and reports sizes.
 
@@ -162,9 +191,14 @@ def export(
             `"dynamic"` (int8 weights), `"float16"` or `"int8"` (full
             integer, calibrated on `representative_data`); see
             `tfprune.exporting.to_tflite`. Pruned weights stay exact zeros
-            in every mode. Needs `tflite=True`.
+            in every mode. Needs `tflite=True` or `format="litert"`.
         representative_data: 100-500 real inputs for `quantize="int8"`
             (an array, a list of batches or a dataset of `x` or `(x, y)`).
+        format: None (a SavedModel) or a Keras export format: `"onnx"`
+            (`path` ends in `.onnx`), `"openvino"` (`.xml`, with the `.bin`
+            beside it), `"litert"` (`.tflite`, sparse-encoded and quantized
+            like `tflite=True`) or `"tf_saved_model"`;
+            ONNX and OpenVINO need `pip install tfprune[export]`.
 
     Returns:
         An `ExportResult` with paths and raw/gzip sizes.
@@ -174,7 +208,10 @@ def export(
         ValueError: `path` is empty or under a regular file, or its
             directory is not writable; `DestinationExistsError` (also a
             `FileExistsError`) if `path` or the `.tflite` file exists
-            and `overwrite` is False.
+            and `overwrite` is False; `format` unknown, its suffix missing
+            from `path`, or given with `tflite=True`.
+        ImportError: `format` needs a package that is not installed.
+        UpstreamExportError: Keras' exporter failed for this model.
 
     Example:
 
@@ -183,21 +220,27 @@ def export(
     print(result)
     small = tfprune.export(final, "out/model_int8", tflite=True, quantize="int8",
                            representative_data=x_train[:200])
+    tfprune.export(final, "out/model.onnx", format="onnx")
     ```
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"tfprune.export: model must be a keras.Model; got {type(model).__name__}.")
     check_quantize(quantize, representative_data)
-    if quantize and not tflite:
+    if quantize and not (tflite or format == "litert"):
         raise ValueError(
             f"tfprune.export: quantize={quantize!r} sets the TFLite file's number format; "
-            "pass tflite=True as well."
+            "pass tflite=True (or format='litert') as well."
         )
     parent = check_destination(path, overwrite)
     path = os.fspath(path)
     tflite_path = tflite_path_of(path) if tflite else None
     if tflite_path:
         check_destination(tflite_path, overwrite)
+    files = formats.check_format(format, path) if format not in (None, "tf_saved_model") else None
+    if files and tflite:
+        raise ValueError("tfprune.export: tflite=True writes beside a SavedModel; use format='litert' alone.")
+    for extra in (files or [])[1:]:
+        check_destination(extra, overwrite)
     model = plain_model(model)
     if fold_batch_norms:
         model = batchnorm.fold_batch_norms(model)
@@ -212,6 +255,8 @@ def export(
             f"tfprune.export: cannot create {parent!r} for path {path!r} ({disk.reason(err)}); "
             "choose a writable directory.") from None
     try:
+        if files:  # LiteRT through Keras' exporter, with the same converter settings as tflite=True
+            return _export_format(model, tmp, files, format, quantize, representative_data)
         saved = os.path.join(tmp, "saved_model")
         model.export(saved, format="tf_saved_model", verbose=False)
         result = ExportResult(

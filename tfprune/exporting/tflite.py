@@ -3,10 +3,12 @@
 import itertools
 import os
 import tempfile
+import warnings
 
 import keras
 
 from tfprune import _keras
+from tfprune.exporting.tflite_reader import misencoded_blocks
 
 QUANTIZE_MODES = (None, "dynamic", "float16", "int8")
 
@@ -61,6 +63,35 @@ def representative_dataset(data, limit=CALIBRATION_SAMPLES):
     return generate
 
 
+def converter_settings(quantize=None, representative_data=None, sparse=True):
+    """The `TFLiteConverter` attributes of a mode, as Keras' LiteRT exporter takes them.
+
+    `model.export(path, format="litert", **converter_settings("int8", x))`
+    gives the same file as `to_tflite`; `target_spec` is a dict of its
+    attributes.
+
+    Args:
+        quantize: one of `QUANTIZE_MODES`.
+        representative_data: calibration inputs for `"int8"`.
+        sparse: store sparse weights in TFLite's sparse format (not for
+            `"dynamic"`: see `to_tflite`).
+    """
+    import tensorflow as tf
+
+    optimizations = []
+    if quantize is not None:
+        optimizations.append(tf.lite.Optimize.DEFAULT)
+    if sparse and quantize != "dynamic":
+        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+    settings = {"optimizations": optimizations}
+    if quantize == "float16":
+        settings["target_spec"] = {"supported_types": [tf.float16]}
+    elif quantize == "int8":
+        settings["representative_dataset"] = representative_dataset(representative_data)
+        settings["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}
+    return settings
+
+
 def to_tflite(saved_model_dir, path, sparse=True, quantize=None, representative_data=None):
     """Converts a SavedModel to a `.tflite` file, the zeros stored sparse.
 
@@ -95,19 +126,24 @@ def to_tflite(saved_model_dir, path, sparse=True, quantize=None, representative_
 
     check_quantize(quantize, representative_data, "to_tflite")
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
-    optimizations = []
-    if quantize is not None:
-        optimizations.append(tf.lite.Optimize.DEFAULT)
-    if sparse and quantize != "dynamic":
-        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
-    converter.optimizations = optimizations
-    if quantize == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    elif quantize == "int8":
-        converter.representative_dataset = representative_dataset(representative_data)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    for name, value in converter_settings(quantize, representative_data, sparse).items():
+        if name == "target_spec":
+            for key, item in value.items():
+                setattr(converter.target_spec, key, item)
+        else:
+            setattr(converter, name, value)
     try:
         flatbuffer = converter.convert()
+        bad = misencoded_blocks(flatbuffer) if sparse else []
+        if bad:  # an upstream encoding bug: the file would compute wrong outputs
+            warnings.warn(
+                f"to_tflite: TFLite block-encoded {bad} along a dimension its block does not divide, "
+                "which computes wrong outputs (TF 2.21 converter); writing the weights dense instead. "
+                "Make each Dense input count a multiple of 4 (16 for int8) to keep sparse storage.",
+                stacklevel=2,
+            )
+            return to_tflite(saved_model_dir, path, sparse=False, quantize=quantize,
+                             representative_data=representative_data)
     except Exception as err:  # the converter's message is pages of MLIR
         raise ValueError(_conversion_failure(err, quantize)) from None
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tflite.tmp")

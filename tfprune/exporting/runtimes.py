@@ -1,0 +1,155 @@
+"""Running an exported file in its format's own runtime, and reading its weights back.
+
+For tests and benchmarks: `run_exported` feeds numpy inputs through
+TensorFlow (SavedModel), the TFLite interpreter, ONNX Runtime or OpenVINO;
+`stored_weights` returns the constants a file stores, so a test can count
+the zeros that survived the conversion. Each runtime is imported on use.
+"""
+
+import numpy as np
+
+
+def _as_list(inputs):
+    return [np.asarray(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
+
+
+def _one_or_list(outputs):
+    outputs = [np.asarray(y) for y in outputs]
+    return outputs[0] if len(outputs) == 1 else outputs
+
+
+def _tflite_interpreter(path):
+    import tensorflow as tf
+
+    return tf.lite.Interpreter(model_path=path)
+
+
+def _run_tflite(path, inputs):
+    interpreter = _tflite_interpreter(path)
+    details = interpreter.get_input_details()
+    for detail, x in zip(details, inputs):
+        interpreter.resize_tensor_input(detail["index"], x.shape)
+    interpreter.allocate_tensors()
+    for detail, x in zip(details, inputs):
+        interpreter.set_tensor(detail["index"], x.astype(detail["dtype"]))
+    interpreter.invoke()
+    return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+
+
+def _run_onnx(path, inputs):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    feed = {spec.name: x for spec, x in zip(session.get_inputs(), inputs)}
+    return session.run(None, feed)
+
+
+def _run_openvino(path, inputs):
+    import openvino
+
+    compiled = openvino.Core().compile_model(path, "CPU")
+    results = compiled(inputs)
+    return [results[output] for output in compiled.outputs]
+
+
+def _run_saved_model(path, inputs):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(path)  # held: its variables die with it
+    outputs = loaded.serve(*inputs)
+    return [y.numpy() for y in tf.nest.flatten(outputs)]
+
+
+_RUNNERS = {
+    "tf_saved_model": _run_saved_model,
+    "litert": _run_tflite,
+    "onnx": _run_onnx,
+    "openvino": _run_openvino,
+}
+
+
+def run_exported(path, format, inputs):
+    """Runs the exported file at `path` on `inputs` in `format`'s own runtime.
+
+    Args:
+        path: the SavedModel directory, `.tflite`, `.onnx` or OpenVINO `.xml`.
+        format: one of `tfprune.exporting.formats.FORMATS`.
+        inputs: a numpy array, or a list of them for a multi-input model.
+
+    Returns:
+        The output as a numpy array (a list of them for several outputs).
+
+    Example:
+
+    ```python
+    y = run_exported("out/model.onnx", "onnx", x)
+    ```
+    """
+    if format not in _RUNNERS:
+        raise ValueError(f"run_exported: unknown format {format!r}; choose one of {sorted(_RUNNERS)}.")
+    return _one_or_list(_RUNNERS[format](str(path), _as_list(inputs)))
+
+
+def _tflite_constants(path):
+    # The weights densified from TFLite's sparse encoding (a sparse tensor's
+    # stored values alone hold no zeros to count).
+    from tfprune.exporting.tflite_reader import read_tflite
+
+    return [t.values for t in read_tflite(path)[1]]
+
+
+def _onnx_constants(path):
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(path).graph
+    constants = [numpy_helper.to_array(t) for t in graph.initializer]
+    for node in graph.node:
+        if node.op_type == "Constant":
+            constants += [numpy_helper.to_array(a.t) for a in node.attribute if a.name == "value"]
+    return constants
+
+
+def _openvino_constants(path):
+    import openvino
+
+    model = openvino.Core().read_model(path)
+    return [op.get_data() for op in model.get_ops() if op.get_type_name() == "Constant"]
+
+
+def _saved_model_constants(path):
+    import tensorflow as tf
+
+    return [v.numpy() for v in tf.saved_model.load(path).variables]
+
+
+_READERS = {
+    "tf_saved_model": _saved_model_constants,
+    "litert": _tflite_constants,
+    "onnx": _onnx_constants,
+    "openvino": _openvino_constants,
+}
+
+
+def stored_weights(path, format):
+    """The constant tensors stored in the exported file, as numpy arrays.
+
+    Includes small shape constants next to the weights; count zeros over
+    the whole list to check that pruning survived the conversion.
+
+    Args:
+        path: the exported file (SavedModel directory for `tf_saved_model`).
+        format: one of `tfprune.exporting.formats.FORMATS`.
+
+    Returns:
+        A list of numpy arrays.
+
+    Example:
+
+    ```python
+    zeros = sum(int((w == 0).sum()) for w in stored_weights("m.onnx", "onnx"))
+    ```
+    """
+    if format not in _READERS:
+        raise ValueError(f"stored_weights: unknown format {format!r}; choose one of {sorted(_READERS)}.")
+    return _READERS[format](str(path))
