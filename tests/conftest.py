@@ -120,3 +120,12 @@ def small_disk(tmp_path):
         pytest.skip(f"cannot mount a 1 MB tmpfs here ({why})")
     yield str(mount)
     subprocess.run(["umount", str(mount)], check=False, timeout=20)
+
+
+def dense_blocks_kept(kernel, block_shape):
+    """Kept (1x4...) blocks of a Dense kernel (in, out); fails if a block is partly zero."""
+    bo, bi = block_shape
+    n_in, n_out = kernel.shape
+    nonzero = np.count_nonzero(np.asarray(kernel).reshape(n_in // bi, bi, n_out // bo, bo), axis=(1, 3))
+    assert set(np.unique(nonzero)) <= {0, bo * bi}, "a block is partly kept"
+    return int(np.count_nonzero(nonzero))

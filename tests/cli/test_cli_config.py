@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tfprune.cli import config, parse
+from tfprune.cli import config, methods, parse
 from tfprune.cli.args import UsageError, prune_parser
 
 
@@ -21,6 +21,17 @@ def test_keys_with_dashes_or_underscores_and_types(tmp_path):
     options = config.read_config(path, prune_parser())
     assert options == {"model": "vgg16_cifar", "prune_epochs": 2, "learning_rate": 1.0, "shrink": True,
                        "input_shape": "32,32,3", "verbose": 0}
+
+
+def test_block_shape_from_the_file_or_the_command_line_reaches_the_spec(tmp_path):
+    path = _write(tmp_path, 'granularity = "block"\nblock-shape = [1, 16]\n')
+    for argv, shape in ((["prune", "--config", path], (1, 16)),
+                        (["prune", "--granularity", "block", "--block-shape", "2x8"], (2, 8)),
+                        (["prune", "--granularity", "block"], (1, 4))):
+        args = parse(argv)
+        methods.resolve_method_options(args)
+        spec = methods.spec_of(args)
+        assert (spec.kind, spec.block_shape, spec.target) == ("block", shape, 0.9)
 
 
 def test_the_command_line_overrides_the_file(tmp_path):

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 from conftest import small_convnet, to_numpy
@@ -35,3 +36,14 @@ def test_min_keep_count_is_one_percent_and_at_least_one():
     assert masks.min_keep_count(10) == 1
     assert masks.min_keep_count(1000) == 10
     assert masks.min_keep_count(1001) == 11
+
+
+def test_block_granularity_leaves_kernels_without_an_input_axis_dense():
+    """Depthwise and embedding kernels have no (out, in) plane: all-ones masks, as N:M gives."""
+    model = keras.Sequential([keras.Input((6, 6, 4)), keras.layers.DepthwiseConv2D(3, name="dw"),
+                              keras.layers.Flatten(), keras.layers.Dense(8, name="fc")])
+    wrapped = tfprune.hard_prune(tfprune.wrap(model, tfprune.Sparsity(0.75, granularity="block", include=["dw", "fc"])))
+    assert to_numpy(wrapped.get_layer("dw").masks[0]).all()
+    fc = to_numpy(wrapped.get_layer("fc").masks[0])  # (64, 8): 16 x 8 blocks of 4 inputs
+    blocks = fc.reshape(16, 4, 8)
+    assert np.all(blocks.min(1) == blocks.max(1)) and blocks[:, 0].sum() == 32

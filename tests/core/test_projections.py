@@ -128,3 +128,37 @@ def test_scheduled_target_on_a_large_kernel_keeps_exactly_the_largest():
     expected = np.zeros(scores.size, "float32")
     expected[np.argsort(-scores.ravel(), kind="stable")[:keep]] = 1.0
     np.testing.assert_array_equal(mask.ravel(), expected)
+
+
+def _blocks(mask, block_shape, in_axis, out_axis):
+    """The mask as (..., out blocks, in blocks, entries of a block)."""
+    bo, bi = block_shape
+    moved = np.moveaxis(mask, (out_axis, in_axis), (-2, -1))
+    *lead, n_out, n_in = moved.shape
+    blocks = moved.reshape(*lead, n_out // bo, bo, n_in // bi, bi)
+    return np.moveaxis(blocks, -3, -2).reshape(*lead, n_out // bo, n_in // bi, bo * bi)
+
+
+@pytest.mark.parametrize("shape, block_shape, in_axis, out_axis", [
+    ((8, 12), (1, 4), 0, 1),  # Dense (in, out)
+    ((3, 3, 8, 12), (2, 4), -2, -1),  # Conv (..., in, out)
+    ((3, 12, 8), (3, 2), -1, -2),  # ConvTranspose (..., out, in)
+])
+@pytest.mark.parametrize("target", [0.0, 0.5, 0.9])
+def test_block_mask_keeps_whole_blocks_with_the_largest_norms(shape, block_shape, in_axis, out_axis, target):
+    scores = np.abs(np.random.default_rng(3).normal(size=shape)).astype("float32")
+    norms = np.sqrt((_blocks(scores, block_shape, in_axis, out_axis) ** 2).sum(-1)).reshape(-1)
+    for t in (target, keras.ops.convert_to_tensor(target)):
+        mask = to_numpy(sp.block_mask(keras.ops.convert_to_tensor(scores), t, block_shape, in_axis, out_axis))
+        blocks = _blocks(mask, block_shape, in_axis, out_axis)
+        assert np.all(blocks.min(-1) == blocks.max(-1)), "a block is partly kept"
+        kept = blocks[..., 0].reshape(-1)
+        assert kept.sum() == max(1, round(kept.size * (1 - target)))
+        np.testing.assert_array_equal(kept, _ranked_mask(norms, target))  # the same count and ties
+
+
+def test_block_mask_rejects_a_kernel_the_block_does_not_tile():
+    with pytest.raises(ValueError, match=r"block_shape"):
+        sp.block_mask(np.ones((6, 3), "float32"), 0.5, (1, 4), in_axis=0, out_axis=1)
+    with pytest.raises(ValueError, match=r"shape \(8, 3\)"):
+        sp.block_mask(np.ones((8, 3), "float32"), 0.5, (2, 4), in_axis=0, out_axis=1)

@@ -4,6 +4,7 @@ import keras
 import pytest
 
 import tfprune
+from tfprune.core.wrapper import iter_wrappers
 
 
 @pytest.mark.parametrize(
@@ -19,6 +20,11 @@ import tfprune
         ({"target": {"a": 0.5}, "scope": "global"}, "scalar target"),
         ({"target": {}}, "empty"),
         ({"target": {"a": 1.5}}, "layer 'a'"),
+        ({"target": 0.5, "block_shape": (1, 4)}, "block_shape applies only to granularity='block'"),
+        ({"target": 0.5, "granularity": "block", "block_shape": (0, 4)}, "block_shape must be two positive ints"),
+        ({"target": 0.5, "granularity": "block", "block_shape": (1, 4, 1)}, "block_shape must be two"),
+        ({"target": 0.5, "granularity": "block", "block_shape": "1x4"}, "block_shape must be two"),
+        ({"target": 0.5, "granularity": "block", "scope": "global"}, "use scope='layer'"),
     ],
 )
 def test_bad_specs_raise_clear_errors(kwargs, message):
@@ -44,6 +50,10 @@ def test_config_round_trip():
     assert again.target == 0.5 and (again.n, again.m) == (2, 4)
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(spec))
     assert isinstance(restored, tfprune.Sparsity) and restored.get_config() == spec.get_config()
+    block = tfprune.Sparsity(0.9, granularity="block", block_shape=(1, 16), exclude=["fc2"])
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(block))
+    assert again.block_shape == (1, 16) and again.get_config() == block.get_config()
+    assert "block_shape" not in spec.get_config()
     with pytest.raises(ValueError, match="cannot be serialised"):
         tfprune.Sparsity(0.5, include=[keras.layers.Dense]).get_config()
 
@@ -67,3 +77,27 @@ def test_bad_patterns_fail_at_construction(key):
         tfprune.Sparsity(0.5, **{key: [3]})
     with pytest.raises(ValueError, match=f"{key} entry 'conv\\[' is not a valid regular expression"):
         tfprune.Sparsity(0.5, **{key: ["conv["]})
+
+
+def _mixed_model():
+    """conv → fc1 (72 → 8) → fc2 (8 → 6) → odd (6 → 4): odd's 6 inputs do not split into 4s."""
+    inputs = keras.Input((5, 5, 4))
+    x = keras.layers.Conv2D(8, 3, name="conv")(inputs)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(8, name="fc1")(x)
+    x = keras.layers.Dense(6, name="fc2")(x)
+    return keras.Model(inputs, keras.layers.Dense(4, name="odd")(x))
+
+
+def test_block_selects_dense_layers_the_block_tiles_and_warns_about_the_others():
+    with pytest.warns(UserWarning, match=r"layer 'odd' is left dense.*inputs divisible by 4"):
+        wrapped = tfprune.wrap(_mixed_model(), tfprune.Sparsity(0.5, granularity="block"))
+    assert [w.name for w in iter_wrappers(wrapped)] == ["fc1", "fc2"]
+    assert all(w.block_shape == (1, 4) for w in iter_wrappers(wrapped))
+    # Named layers are taken as they are: a conv, and a Dense the block does not tile fails at build.
+    chosen = tfprune.wrap(_mixed_model(), tfprune.Sparsity(0.5, granularity="block", include=["conv"]))
+    assert [w.name for w in iter_wrappers(chosen)] == ["conv"]
+    with pytest.raises(ValueError, match=r"'odd'.*block sparsity \(1, 4\).*exclude"):
+        tfprune.wrap(_mixed_model(), tfprune.Sparsity(0.5, granularity="block", include=["odd"]))
+    with pytest.raises(ValueError, match=r"'fc2'.*shape \(8, 6\)"):
+        tfprune.wrap(_mixed_model(), tfprune.Sparsity({"fc2": 0.5}, granularity="block", block_shape=(4, 4)))

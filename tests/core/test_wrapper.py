@@ -125,6 +125,22 @@ def test_wrapper_config_round_trip():
     assert again.name == "c" and again.target == 0.7 and again.scope == "global"
 
 
+def test_block_wrapper_config_and_keras_file_keep_the_block_shape(tmp_path):
+    wrapper = PruneWrapper(keras.layers.Dense(8, name="d"), target=0.5, granularity="block", block_shape=(2, 4))
+    assert PruneWrapper.from_config(dict(wrapper.get_config())).block_shape == (2, 4)
+    with pytest.raises(ValueError, match="block sparsity ranks blocks per layer"):
+        PruneWrapper(keras.layers.Dense(8), granularity="block", scope="global")
+    with pytest.raises(ValueError, match="block_shape applies only"):
+        PruneWrapper(keras.layers.Dense(8), block_shape=(1, 4))
+    model = tfprune.hard_prune(tfprune.wrap(_mlp(), tfprune.Sparsity(0.5, granularity="block", block_shape=(2, 4))))
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    for before, after in zip(iter_wrappers(model), iter_wrappers(loaded)):
+        assert after.block_shape == (2, 4) and after.granularity == "block"
+        np.testing.assert_array_equal(to_numpy(after.masks[0]), to_numpy(before.masks[0]))
+
+
 def _mlp():
     return keras.Sequential([keras.Input((12,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)])
 

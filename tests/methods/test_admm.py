@@ -18,7 +18,7 @@ from _proximal_helpers import (
     topk_project,
     wrapped,
 )
-from conftest import load_example
+from conftest import dense_blocks_kept, load_example
 from keras import ops
 
 import tfprune
@@ -29,6 +29,7 @@ SPECS = {
     "global": tfprune.Sparsity(0.6, scope="global"),
     "nm": tfprune.Sparsity(None, granularity="2:4", include=["fc1", "fc2"]),
     "channel": tfprune.Sparsity(0.5, granularity="channel"),
+    "block": tfprune.Sparsity(0.5, granularity="block"),
 }
 
 
@@ -80,6 +81,12 @@ def test_z_in_sparsity_set_after_each_z_step(name):
     # ADMM trains densely: masks stay all-ones until hard_prune.
     for w in cb.wrappers:
         assert np.all(np_(w.masks[0].value) == 1.0)
+    if name == "block":  # Dense layers only (fc1 64 -> 8, fc2 8 -> 3), whole 1x4 blocks of Z and of the masks
+        assert [w.name for w in cb.wrappers] == ["fc1", "fc2"]
+        tfprune.hard_prune(model)
+        for w, blocks in zip(cb.wrappers, (128, 6)):
+            assert dense_blocks_kept(np_(cb.z_of(w)[0]), (1, 4)) == blocks // 2
+            assert dense_blocks_kept(np_(w.masks[0].value), (1, 4)) == blocks // 2
 
 
 def test_z_and_u_follow_the_rules():

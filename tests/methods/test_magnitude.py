@@ -1,7 +1,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import small_convnet, to_numpy, toy_data
+from conftest import dense_blocks_kept, small_convnet, to_numpy, toy_data
 
 import tfprune
 from tfprune.callbacks import MagnitudePruning
@@ -91,6 +91,20 @@ def test_nm_granularity_gets_its_pattern():
     mask = _masks(wrapped)["conv2"]  # (3, 3, 8, 16), groups along the 8 inputs.
     groups = np.moveaxis(mask, 2, -1).reshape(-1, 4)
     assert np.all(groups.sum(-1) == 2)
+
+
+def test_block_granularity_prunes_whole_blocks_along_the_schedule():
+    x, y = toy_data(64)
+    wrapped = _compiled(tfprune.Sparsity(0.75, granularity="block", block_shape=(2, 4)))
+    assert sorted(_masks(wrapped)) == ["fc1", "fc2"]  # Dense layers only by default
+    schedule = PolynomialDecay(0.0, 0.75, begin_step=0, end_step=2, frequency=1)
+    record = _Record()
+    wrapped.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[MagnitudePruning(schedule), record])
+    after_one = float(to_numpy(schedule(1)[1]))
+    for masks, target in ((record.masks[0], after_one), (record.masks[-1], 0.75)):
+        for name, mask in masks.items():
+            blocks = mask.size // 8
+            assert dense_blocks_kept(mask, (2, 4)) == round(blocks * (1 - target)), name
 
 
 def test_bad_schedule_and_unwrapped_model():

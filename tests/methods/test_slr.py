@@ -16,7 +16,7 @@ from _proximal_helpers import (
     topk_project,
     wrapped,
 )
-from conftest import load_example
+from conftest import dense_blocks_kept, load_example
 
 import tfprune
 from tfprune.callbacks import SLR
@@ -96,8 +96,9 @@ def test_initial_state():
         tfprune.Sparsity(0.6, scope="global"),
         tfprune.Sparsity(None, granularity="2:4", include=["fc1", "fc2"]),
         tfprune.Sparsity(0.5, granularity="channel"),
+        tfprune.Sparsity(0.5, granularity="block"),
     ],
-    ids=["layer", "global", "nm", "channel"],
+    ids=["layer", "global", "nm", "channel", "block"],
 )
 def test_z_in_sparsity_set_after_each_z_step(spec):
     model = wrapped(spec)
@@ -112,6 +113,11 @@ def test_z_in_sparsity_set_after_each_z_step(spec):
         zs = [[state(w, "slr_z_kernel")] for w in cb.wrappers]
         assert in_sparsity_set(cb.wrappers, zs)
         assert any(np.count_nonzero(z[0]) < z[0].size for z in zs)
+        if spec.kind == "block":  # fc1 (64 -> 8) and fc2 (8 -> 3) only, in whole 1x4 blocks
+            assert [dense_blocks_kept(z[0], (1, 4)) for z in zs] == [64, 3]
+    if spec.kind == "block":
+        tfprune.hard_prune(model)
+        assert [dense_blocks_kept(np_(w.masks[0].value), (1, 4)) for w in cb.wrappers] == [64, 3]
 
 
 def test_alpha():

@@ -109,7 +109,9 @@ def add_prune_arguments(p):
     target.add_argument("--method", default="magnitude", help=", ".join(METHOD_NAMES))
     target.add_argument("--sparsity", type=float, default=None,
                         help="fraction of weights removed, in [0, 1) (default 0.9; not for tapering)")
-    target.add_argument("--granularity", default=None, help="unstructured (default), channel or N:M")
+    target.add_argument("--granularity", default=None, help="unstructured (default), channel, block or N:M")
+    target.add_argument("--block-shape", default=None,
+                        help="--granularity block: outputs x inputs of a block (default 1x4; 1x16 for int8 TFLite)")
     target.add_argument("--scope", default=None, help="layer (default) or global")
     target.add_argument("--shrink", action="store_true",
                         help="remove the pruned channels (channel granularity; tapering always shrinks)")
@@ -228,13 +230,14 @@ def check_numbers(args):
             raise UsageError(f"--{name.replace('_', '-')} must {rule}; got {value}")
 
 
-def parse_shape(flag, text, length):
+def parse_shape(flag, text, length, example=None):
     """`"32,32,3"` → `(32, 32, 3)`: `length` positive integers, else a `UsageError` naming `flag`.
 
     Args:
         flag: the flag, for the message (`"--input-shape"`).
         text: the value (`None`: not given).
         length: how many numbers.
+        example: a valid value, for the message (default `32,32,3` or `32,32`).
 
     Returns:
         A tuple of ints, or None.
@@ -243,7 +246,7 @@ def parse_shape(flag, text, length):
         return None
     parts = [p.strip() for p in str(text).replace("x", ",").split(",")]
     if len(parts) != length or not all(p.isdigit() and int(p) > 0 for p in parts):
-        example = "32,32,3" if length == 3 else "32,32"
+        example = example or ("32,32,3" if length == 3 else "32,32")
         raise UsageError(f"{flag} must be {length} positive integers separated by commas (e.g. {example}); "
                          f"got {text!r}")
     return tuple(int(p) for p in parts)

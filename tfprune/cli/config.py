@@ -24,7 +24,7 @@ from tfprune.cli.args import UsageError
 
 NOT_IN_FILE = ("config", "overwrite")  # how a run is started, not what it is
 PATH_KEYS = ("data_dir", "out")
-SHAPE_KEYS = ("input_shape", "image_size")
+SHAPE_KEYS = ("input_shape", "image_size", "block_shape")
 
 
 def _actions(parser):

@@ -16,7 +16,7 @@ callback = method_factories()[args.method](args, steps_per_epoch=100)
 
 import tfprune
 from tfprune import callbacks, schedules
-from tfprune.cli.args import METHOD_NAMES, PRUNE_DEFAULTS, UsageError
+from tfprune.cli.args import METHOD_NAMES, PRUNE_DEFAULTS, UsageError, parse_shape
 from tfprune.core import spec as spec_lib
 
 # Options that belong to one method (or group of methods): dest -> methods.
@@ -36,6 +36,7 @@ METHOD_OPTIONS = {
     "sparsity": ("magnitude", "admm", "slr", "hyperspherical"),
     "granularity": ("magnitude", "admm", "slr", "hyperspherical"),
     "scope": ("magnitude", "admm", "slr", "hyperspherical"),
+    "block_shape": ("magnitude", "admm", "slr", "hyperspherical"),
 }
 
 
@@ -97,7 +98,13 @@ def spec_of(args):
     if args.method == "tapering":
         return tfprune.Budget(args.budget, gate_lr_multiplier=args.gate_lr_multiplier or 10.0)
     n_m = args.granularity.count(":")
-    return tfprune.Sparsity(None if n_m else args.sparsity, granularity=args.granularity, scope=args.scope)
+    return tfprune.Sparsity(None if n_m else args.sparsity, granularity=args.granularity, scope=args.scope,
+                            block_shape=block_shape(args))
+
+
+def block_shape(args):
+    """`--block-shape` (`"1x16"`) as a tuple, or `None` when not given."""
+    return parse_shape("--block-shape", args.block_shape, 2, example="1x16")
 
 
 def resolve_method_options(args):
@@ -123,6 +130,11 @@ def resolve_method_options(args):
             raise UsageError(str(err)) from None
         if args.scope not in spec_lib.SCOPES:
             raise UsageError(f"--scope must be 'layer' or 'global'; got {args.scope!r}")
+        if args.block_shape is not None and args.granularity != "block":
+            raise UsageError(f"--block-shape applies to --granularity block only; got --granularity {args.granularity}")
+        block_shape(args)  # a bad value fails here, before any data
+        if args.granularity == "block" and args.scope == "global":
+            raise UsageError("--granularity block ranks the blocks of each layer: use --scope layer")
         if args.shrink and args.granularity != "channel":
             raise UsageError(f"--shrink removes pruned channels, so it needs --granularity channel (or --method "
                              f"tapering); got --granularity {args.granularity}")

@@ -18,6 +18,8 @@ print_report(results, tfprune.summary(final), "runs/x")
 import os
 
 from tfprune.cli import deploy
+from tfprune.cli.methods import block_shape
+from tfprune.core.spec import DEFAULT_BLOCK_SHAPE
 
 MAX_TABLE_LAYERS = 24
 
@@ -52,6 +54,7 @@ def results_dict(args, plan, acc, dense_report, before_shrink, final_report, wor
         "budget": args.budget if tapering else None,
         "granularity": args.granularity,
         "scope": args.scope,
+        "block_shape": list(block_shape(args) or DEFAULT_BLOCK_SHAPE) if args.granularity == "block" else None,
         "shrunk": bool(tapering or args.shrink),
         "dense_accuracy": acc["dense"],
         "hard_pruned_accuracy": acc["hard_pruned"],

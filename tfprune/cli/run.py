@@ -51,10 +51,13 @@ def _check_model_fits(args, model):
         reason = str(err).splitlines()[0].split(" Exclude this layer")[0]
         if args.method == "tapering":
             raise UsageError(f"--budget {args.budget:g} does not fit --model {args.model}: {reason}") from None
+        if args.granularity == "block":  # it prunes the Dense layers the block tiles; here there are none
+            hint = "--granularity block prunes Dense layers whose widths the --block-shape divides"
+        else:
+            hint = ("The CLI prunes every layer: choose --granularity unstructured, channel, or an N:M whose M "
+                    "divides every layer's inputs")
         raise UsageError(
-            f"--granularity {args.granularity} --scope {args.scope} does not fit --model {args.model}: "
-            f"{reason} The CLI prunes every layer: choose --granularity unstructured, channel, or an "
-            "N:M whose M divides every layer's inputs"
+            f"--granularity {args.granularity} --scope {args.scope} does not fit --model {args.model}: {reason} {hint}"
         ) from None
 
 

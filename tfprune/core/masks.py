@@ -29,8 +29,10 @@ def layer_mask(wrapper, index, values, target):
     if wrapper.kind == "channel":
         axes = spec.channel_reduce_axes(len(scores.shape))
         return projections.channel_mask(scores, target, axes)
-    if spec.nm_axis is None:  # N:M does not apply to this kernel.
+    if spec.nm_axis is None:  # N:M and blocks do not apply to this kernel.
         return ops.ones_like(scores)
+    if wrapper.kind == "block":
+        return projections.block_mask(scores, target, wrapper.block_shape, spec.nm_axis, spec.out_axis)
     return projections.nm_mask(scores, wrapper.n, wrapper.m, spec.nm_axis)
 
 

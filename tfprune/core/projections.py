@@ -180,6 +180,54 @@ def nm_mask(scores, n, m, axis):
     return ops.moveaxis(mask, -1, axis)
 
 
+def block_fits(shape, block_shape, in_axis, out_axis):
+    """Whether a kernel of `shape` splits into blocks of `block_shape` (outputs, inputs)."""
+    return shape[in_axis] % block_shape[1] == 0 and shape[out_axis] % block_shape[0] == 0
+
+
+def block_mask(scores, target, block_shape, in_axis, out_axis):
+    """Zeros whole blocks of `block_shape` (outputs, inputs): those with the smallest L2 norm.
+
+    Blocks tile the (output, input) plane of the kernel, separately at every
+    position of its other axes (a conv's taps). The number of blocks kept
+    is counted as `unstructured_mask` counts entries, so targets round alike.
+
+    Args:
+        scores: tensor of importances.
+        target: fraction of blocks to zero (float or scalar tensor).
+        block_shape: `(outputs, inputs)` of a block, as in TFLite's (out, in)
+            fully-connected weight layout.
+        in_axis, out_axis: the kernel's input and output axes.
+
+    Example:
+
+    ```pycon
+    >>> s = keras.ops.array([[4.0, 0.1], [3.0, 0.2], [0.0, 5.0], [0.0, 5.0]])
+    >>> m = block_mask(s, 0.5, (1, 2), in_axis=0, out_axis=1)
+    >>> keras.ops.convert_to_numpy(m).T.tolist()
+    [[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]
+    ```
+    """
+    rank = len(scores.shape)
+    in_axis, out_axis = in_axis % rank, out_axis % rank
+    if not block_fits(scores.shape, block_shape, in_axis, out_axis):
+        raise ValueError(
+            f"Block sparsity {block_shape} (outputs, inputs) needs the kernel's "
+            f"outputs (axis {out_axis}) and inputs (axis {in_axis}) divisible by "
+            f"it; this kernel has shape {tuple(scores.shape)}. Exclude the layer "
+            "or choose another block_shape."
+        )
+    bo, bi = block_shape
+    moved = ops.moveaxis(scores, (out_axis, in_axis), (-2, -1))  # (..., out, in)
+    *lead, n_out, n_in = moved.shape
+    blocks = ops.reshape(moved, (*lead, n_out // bo, bo, n_in // bi, bi))
+    norms = ops.sqrt(ops.sum(ops.square(blocks), axis=(-3, -1)))
+    keep = unstructured_mask(norms, target)
+    keep = ops.reshape(keep, (*lead, n_out // bo, 1, n_in // bi, 1))
+    mask = ops.reshape(ops.broadcast_to(keep, blocks.shape), moved.shape)
+    return ops.moveaxis(mask, (-2, -1), (out_axis, in_axis))
+
+
 def global_threshold(score_list, target):
     """The score below or at which a fraction `target` of all entries lies.
 

@@ -113,6 +113,11 @@ class KernelSpec:
             return tuple(a for a in range(rank) if a != rank - 2)
         return tuple(range(rank - 2))  # depthwise
 
+    @property
+    def out_axis(self):
+        """The output axis of the kernel (`-2` for `"out_second_last"`, else `-1`)."""
+        return -2 if self.layout == "out_second_last" else -1
+
     def to_in_out(self, value):
         """The kernel with input channels on axis -2 and outputs on -1 (and back).
 
@@ -141,6 +146,9 @@ class LayerInfo:
         macs_on: MACs are `kernel size × positions of the "output"` (Dense,
             Conv) or of the `"input"` (ConvTranspose); `None` counts none.
         foldable: a BatchNormalization right after the layer folds into it.
+        fully_connected: the layer lowers to TFLite's FULLY_CONNECTED op, whose
+            kernel runs block-sparse weights fast: granularity `"block"`
+            selects only such layers by default.
         to_plain: for a layer class that tfprune (or a user) defines, a
             function `(layer, weights) -> plain Keras layer` (or a nested
             functional model of plain layers) computing the same outputs;
@@ -159,6 +167,7 @@ class LayerInfo:
     channel_vectors: tuple = ()
     macs_on: str = "output"
     foldable: bool = False
+    fully_connected: bool = False
     to_plain: object = None
     inner: str = None
 
@@ -295,7 +304,9 @@ def _register_keras(names, info):
 _BIAS = ("bias",)
 _register_keras(
     ("Dense",),
-    LayerInfo("producer", (KernelSpec("kernel", "out_last", -2, "bias"),), "units", _BIAS, foldable=True),
+    LayerInfo(
+        "producer", (KernelSpec("kernel", "out_last", -2, "bias"),), "units", _BIAS, foldable=True, fully_connected=True
+    ),
 )
 _register_keras(("EinsumDense",), LayerInfo(None, (KernelSpec("kernel", "out_last", 0, None),)))
 # The four projections; N:M along the model dimension (q/k/v) and key_dim
@@ -351,36 +362,12 @@ _register_keras(("Activation", "ReLU", "LeakyReLU", "ELU"), LayerInfo("activatio
 _register_keras(("PReLU",), LayerInfo("activation", channel_vectors=("alpha",)))
 _register_keras(
     (
-        "Dropout",
-        "SpatialDropout1D",
-        "SpatialDropout2D",
-        "SpatialDropout3D",
-        "GaussianDropout",
-        "GaussianNoise",
-        "AlphaDropout",
-        "ActivityRegularization",
-        "Identity",
-        "MaxPooling1D",
-        "MaxPooling2D",
-        "MaxPooling3D",
-        "AveragePooling1D",
-        "AveragePooling2D",
-        "AveragePooling3D",
-        "GlobalMaxPooling1D",
-        "GlobalMaxPooling2D",
-        "GlobalMaxPooling3D",
-        "GlobalAveragePooling1D",
-        "GlobalAveragePooling2D",
-        "GlobalAveragePooling3D",
-        "ZeroPadding1D",
-        "ZeroPadding2D",
-        "ZeroPadding3D",
-        "Cropping1D",
-        "Cropping2D",
-        "Cropping3D",
-        "UpSampling1D",
-        "UpSampling2D",
-        "UpSampling3D",
+        "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout",
+        "GaussianNoise", "AlphaDropout", "ActivityRegularization", "Identity", "MaxPooling1D", "MaxPooling2D",
+        "MaxPooling3D", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "GlobalMaxPooling1D",
+        "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+        "GlobalAveragePooling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D",
+        "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D",
     ),
     LayerInfo("pass_through"),
 )

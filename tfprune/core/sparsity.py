@@ -1,4 +1,4 @@
-"""`Sparsity`: the spec of unstructured, channel and N:M pruning.
+"""`Sparsity`: the spec of unstructured, channel, N:M and block pruning.
 
 `Sparsity` says *what* to prune (which layers, how much, in which pattern).
 `Sparsity.wrap(model)` (reached as `tfprune.wrap(model, spec)`) copies the
@@ -7,12 +7,13 @@ then compute masks with `tfprune.core.masks`.
 """
 
 import re
+import warnings
 
 import keras
 
 from tfprune import _keras
-from tfprune.core import cloning, registry
-from tfprune.core.spec import PruningSpec, check_scope, check_target, parse_granularity
+from tfprune.core import cloning, projections, registry
+from tfprune.core.spec import PruningSpec, check_block_shape, check_scope, check_target, parse_granularity
 from tfprune.core.wrapper import PruneWrapper, iter_wrappers
 
 
@@ -72,7 +73,8 @@ class Sparsity(PruningSpec):
         granularity: `"unstructured"` (any weight), `"channel"` (whole output
             channels, scored by their L2 norm) or `"N:M"` such as `"2:4"` (at
             most N nonzeros in every M consecutive input weights; the target
-            must then be `None` or equal `1 - N/M`).
+            must then be `None` or equal `1 - N/M`) or `"block"` (whole
+            blocks of `block_shape`, scored by their L2 norm; see below).
         scope: `"layer"` gives every layer its target; `"global"` ranks the
             weights of all selected layers together with one threshold (scalar
             target only). Global scope never empties a layer: each kernel
@@ -83,6 +85,14 @@ class Sparsity(PruningSpec):
         include: layer names, regexes or layer classes to prune; default all
             prunable layers.
         exclude: layer names, regexes or layer classes never to prune.
+        block_shape: `(outputs, inputs)` of a block for granularity
+            `"block"`, as in TFLite's (out, in) fully-connected weights;
+            default `(1, 4)` (TFLite's float kernel; int8's is `(1, 16)`).
+            Without `include` (or a per-layer target dict) block granularity
+            selects only the layers that lower to a fully-connected op
+            (`Dense`), and skips, with a warning, one whose kernel the block
+            does not tile; a layer selected by name that it does not tile
+            raises a `ValueError`.
 
     Example:
 
@@ -92,6 +102,8 @@ class Sparsity(PruningSpec):
     0.9
     >>> Sparsity(None, granularity="2:4").target
     0.5
+    >>> Sparsity(0.9, granularity="block", block_shape=(1, 16)).block_shape
+    (1, 16)
     ```
     """
 
@@ -102,9 +114,11 @@ class Sparsity(PruningSpec):
         scope="layer",
         include=None,
         exclude=None,
+        block_shape=None,
     ):
         self.kind, self.n, self.m = parse_granularity(granularity)
         self.granularity = granularity
+        self.block_shape = check_block_shape(block_shape, self.kind, "Sparsity")
         if self.kind == "n:m":
             implied = 1.0 - self.n / self.m
             if target is None:
@@ -132,6 +146,10 @@ class Sparsity(PruningSpec):
         if scope == "global" and self.kind == "n:m":
             raise ValueError(
                 "Sparsity: N:M patterns are per group of M weights; use scope='layer'."
+            )
+        if scope == "global" and self.kind == "block":
+            raise ValueError(
+                "Sparsity: block sparsity ranks the blocks of each layer; use scope='layer'."
             )
         self.target = target
         self.scope = scope
@@ -168,11 +186,12 @@ class Sparsity(PruningSpec):
         def wrap_layer(layer):
             target = self.target_for(layer)
             clone = cloning.clone_layer(layer)
-            if target is None or not registry.is_prunable(layer):
+            if target is None or not registry.is_prunable(layer) or not self._block_selects(layer):
                 return clone
             wrapped_names.append(layer.name)
             return PruneWrapper(
-                clone, target=target, granularity=self.granularity, scope=self.scope
+                clone, target=target, granularity=self.granularity, scope=self.scope,
+                block_shape=self.block_shape,
             )
 
         new_model = cloning.clone_model(model, wrap_layer)
@@ -182,6 +201,30 @@ class Sparsity(PruningSpec):
                 f"{model.name!r}. Prunable layer types: {registry.supported_layer_names()}."
             )
         return new_model
+
+    def _block_selects(self, layer):
+        """Block granularity's default choice: fully-connected layers that the block tiles.
+
+        Layers chosen by name (`include`, a per-layer target dict) are taken
+        as they are: `PruneWrapper` raises if the block does not tile them.
+        """
+        if self.kind != "block" or self.include or isinstance(self.target, dict):
+            return True
+        info = registry.layer_info(layer)
+        if not info.fully_connected:  # convolutions ran slower block-sparse in TFLite
+            return False
+        for spec in registry.kernel_specs_for(layer):
+            shape = registry.weight_variable(layer, spec.attr).shape
+            if not projections.block_fits(shape, self.block_shape, spec.nm_axis, spec.out_axis):
+                warnings.warn(
+                    f"Sparsity: layer {layer.name!r} is left dense: its kernel {tuple(shape)} does not "
+                    f"split into blocks of {self.block_shape} (outputs, inputs), which needs its inputs "
+                    f"divisible by {self.block_shape[1]} and its outputs by {self.block_shape[0]}. Resize it "
+                    "(or the layer feeding it) or choose another block_shape; exclude=[name] silences this.",
+                    stacklevel=4,
+                )
+                return False
+        return True
 
     def get_config(self):
         def names(patterns):
@@ -200,6 +243,7 @@ class Sparsity(PruningSpec):
             "scope": self.scope,
             "include": names(self.include),
             "exclude": names(self.exclude),
+            **({"block_shape": list(self.block_shape)} if self.block_shape else {}),
         }
 
     @classmethod
@@ -209,7 +253,8 @@ class Sparsity(PruningSpec):
     def __repr__(self):
         return (
             f"Sparsity(target={self.target!r}, granularity={self.granularity!r}, "
-            f"scope={self.scope!r})"
+            f"scope={self.scope!r}"
+            + (f", block_shape={self.block_shape!r})" if self.block_shape else ")")
         )
 
 

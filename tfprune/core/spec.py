@@ -17,7 +17,10 @@ class KeepAll(tfprune.core.spec.PruningSpec):
 
 import re
 
-GRANULARITIES = ("unstructured", "channel", "n:m")
+GRANULARITIES = ("unstructured", "channel", "n:m", "block")
+# (outputs, inputs) of a block, as in TFLite's (out, in) fully-connected
+# weights: its float kernel runs 1x4 blocks sparse (int8: 1x16).
+DEFAULT_BLOCK_SHAPE = (1, 4)
 SCOPES = ("layer", "global")
 
 _NM_PATTERN = re.compile(r"^(\d+):(\d+)$")
@@ -63,8 +66,9 @@ def parse_granularity(granularity):
     """Returns `(kind, n, m)` for a granularity string.
 
     Args:
-        granularity: `"unstructured"`, `"channel"` or an N:M pattern such as
-            `"2:4"` (keep N of every M consecutive input weights).
+        granularity: `"unstructured"`, `"channel"`, `"block"` or an N:M
+            pattern such as `"2:4"` (keep N of every M consecutive input
+            weights).
 
     Returns:
         A tuple `(kind, n, m)` where `kind` is one of `GRANULARITIES`; `n` and
@@ -77,7 +81,7 @@ def parse_granularity(granularity):
     ('n:m', 2, 4)
     ```
     """
-    if granularity in ("unstructured", "channel"):
+    if granularity in ("unstructured", "channel", "block"):
         return granularity, None, None
     match = _NM_PATTERN.match(str(granularity))
     if match:
@@ -89,5 +93,47 @@ def parse_granularity(granularity):
         return "n:m", n, m
     raise ValueError(
         f"Sparsity: unknown granularity {granularity!r}. Use 'unstructured', "
-        "'channel' or an N:M pattern such as '2:4'."
+        "'channel', 'block' or an N:M pattern such as '2:4'."
     )
+
+
+def check_block_shape(block_shape, kind, where):
+    """The block shape of granularity `kind` as a tuple, or a `ValueError` naming `where`.
+
+    Args:
+        block_shape: `(outputs, inputs)` of a block, or `None` (the default,
+            `DEFAULT_BLOCK_SHAPE`, for granularity `"block"`).
+        kind: the granularity's kind (`parse_granularity`'s first item).
+        where: who checks, for the message.
+
+    Returns:
+        A tuple of two positive ints for `"block"`, else `None`.
+
+    Example:
+
+    ```pycon
+    >>> check_block_shape([1, 16], "block", "Sparsity")
+    (1, 16)
+    ```
+    """
+    if kind != "block":
+        if block_shape is not None:
+            raise ValueError(
+                f"{where}: block_shape applies only to granularity='block'; got "
+                f"block_shape={block_shape!r} with granularity {kind!r}."
+            )
+        return None
+    if block_shape is None:
+        return DEFAULT_BLOCK_SHAPE
+    try:
+        shape = tuple(block_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 2 or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape
+    ):
+        raise ValueError(
+            f"{where}: block_shape must be two positive ints (outputs, inputs), "
+            f"such as (1, 4); got {block_shape!r}."
+        )
+    return shape

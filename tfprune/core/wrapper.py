@@ -19,8 +19,8 @@ import keras
 from keras import ops
 
 from tfprune import _keras
-from tfprune.core import cloning, registry
-from tfprune.core.spec import check_scope, check_target, parse_granularity
+from tfprune.core import cloning, projections, registry
+from tfprune.core.spec import check_block_shape, check_scope, check_target, parse_granularity
 from tfprune.core.state import MethodStateMixin, iter_state_layers, zero_fraction
 
 # Masks hold only 0 and 1, so one byte each: a quarter of a float32 kernel's
@@ -58,9 +58,12 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
         layer: the layer to prune: any class in the layer registry with
             kernels (`tfprune.register_layer`).
         target: this layer's final sparsity in [0, 1).
-        granularity: `"unstructured"`, `"channel"` or `"N:M"` (e.g. `"2:4"`).
+        granularity: `"unstructured"`, `"channel"`, `"block"` or `"N:M"`
+            (e.g. `"2:4"`).
         scope: `"layer"` or `"global"` (ranked together with the other
-            global-scope wrappers of the model).
+            global-scope wrappers of the model; not for block).
+        block_shape: `(outputs, inputs)` of a block, granularity `"block"`
+            only; default `(1, 4)`.
         states: internal; the method state to recreate on load.
         **kwargs: base `Layer` arguments (`name`, ...). The name defaults to
             the wrapped layer's name, so `model.get_layer(...)` still finds it.
@@ -90,6 +93,7 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
         granularity="unstructured",
         scope="layer",
         states=None,
+        block_shape=None,
         **kwargs,
     ):
         kwargs.setdefault("name", getattr(layer, "name", None))
@@ -113,6 +117,9 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
             target = 1.0 - self.n / self.m
         self.target = check_target(target, f"PruneWrapper {self.name!r}")
         self.scope = check_scope(scope, f"PruneWrapper {self.name!r}")
+        self.block_shape = check_block_shape(block_shape, self.kind, f"PruneWrapper {self.name!r}")
+        if self.scope == "global" and self.kind == "block":
+            raise ValueError(f"PruneWrapper {self.name!r}: block sparsity ranks blocks per layer; use scope='layer'.")
         self._init_method_state(states)
         self.masks = []
         self.supports_masking = getattr(layer, "supports_masking", False)
@@ -130,6 +137,7 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
         for spec in self.kernel_specs:
             kernel = self._variable(spec.attr)
             self._check_nm(spec, kernel)
+            self._check_block(spec, kernel)
             self.masks.append(
                 self.add_weight(
                     name=f"{spec.key}_mask",
@@ -153,6 +161,17 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
                 f"the input dimension divisible by {self.m}, but {spec.attr} has "
                 f"shape {tuple(kernel.shape)} ({size} inputs). Exclude this layer "
                 "(Sparsity(..., exclude=[name])) or choose another M."
+            )
+
+    def _check_block(self, spec, kernel):
+        if self.kind != "block" or spec.nm_axis is None:
+            return
+        if not projections.block_fits(kernel.shape, self.block_shape, spec.nm_axis, spec.out_axis):
+            raise ValueError(
+                f"PruneWrapper {self.name!r}: block sparsity {self.block_shape} (outputs, inputs) needs "
+                f"the outputs divisible by {self.block_shape[0]} and the inputs by {self.block_shape[1]}, "
+                f"but {spec.attr} has shape {tuple(kernel.shape)}. Exclude this layer "
+                "(Sparsity(..., exclude=[name])) or choose another block_shape."
             )
 
     def _variable(self, attr):
@@ -234,6 +253,8 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
                 **self._method_state_config(),
             }
         )
+        if self.block_shape is not None:  # only for "block": older configs stay as they were
+            config["block_shape"] = list(self.block_shape)
         return config
 
 
