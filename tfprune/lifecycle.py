@@ -41,6 +41,7 @@ import keras
 import numpy as np
 
 from tfprune.core import cloning
+from tfprune.core.sparsity import wrap_with_specs
 from tfprune.core.spec import PruningSpec
 from tfprune.core.state import reset_compiled_functions
 from tfprune.core.wrapper import strip_model, wrappers_of
@@ -66,7 +67,9 @@ def wrap(model, sparsity):
     Args:
         model: a built Sequential or functional `keras.Model`.
         sparsity: the spec: a `tfprune.Sparsity` or a `tfprune.Budget` (any
-            `tfprune.core.spec.PruningSpec`).
+            `tfprune.core.spec.PruningSpec`); or a list of `Sparsity`, where
+            each layer takes the first that selects it (e.g. blocks on the
+            Dense layers, unstructured elsewhere).
 
     Returns:
         The wrapped model (uncompiled).
@@ -76,8 +79,12 @@ def wrap(model, sparsity):
     ```python
     model = tfprune.models.lenet5()
     pruned = tfprune.wrap(model, tfprune.Sparsity(0.9, scope="global"))
+    mixed = tfprune.wrap(model, [tfprune.Sparsity(0.9, granularity="block", block_shape=(1, 16)),
+                                 tfprune.Sparsity(0.9)])
     ```
     """
+    if isinstance(sparsity, (list, tuple)):
+        return wrap_with_specs(model, sparsity)
     if not isinstance(sparsity, PruningSpec):
         raise TypeError(
             "tfprune.wrap: `sparsity` must be a tfprune.Sparsity, e.g. "

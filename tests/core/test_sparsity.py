@@ -1,6 +1,7 @@
 import re
 
 import keras
+import numpy as np
 import pytest
 
 import tfprune
@@ -90,7 +91,7 @@ def _mixed_model():
 
 
 def test_block_selects_dense_layers_the_block_tiles_and_warns_about_the_others():
-    with pytest.warns(UserWarning, match=r"layer 'odd' is left dense.*inputs divisible by 4"):
+    with pytest.warns(UserWarning, match=r"layer 'odd' gets no blocks.*inputs divisible by 4"):
         wrapped = tfprune.wrap(_mixed_model(), tfprune.Sparsity(0.5, granularity="block"))
     assert [w.name for w in iter_wrappers(wrapped)] == ["fc1", "fc2"]
     assert all(w.block_shape == (1, 4) for w in iter_wrappers(wrapped))
@@ -101,3 +102,24 @@ def test_block_selects_dense_layers_the_block_tiles_and_warns_about_the_others()
         tfprune.wrap(_mixed_model(), tfprune.Sparsity(0.5, granularity="block", include=["odd"]))
     with pytest.raises(ValueError, match=r"'fc2'.*shape \(8, 6\)"):
         tfprune.wrap(_mixed_model(), tfprune.Sparsity({"fc2": 0.5}, granularity="block", block_shape=(4, 4)))
+
+
+def test_a_list_of_specs_wraps_each_layer_with_the_first_that_selects_it():
+    with pytest.warns(UserWarning, match="gets no blocks"):
+        wrapped = tfprune.wrap(_mixed_model(), [tfprune.Sparsity(0.5, granularity="block"),
+                                                tfprune.Sparsity(0.75)])
+    kinds = {w.name: (w.kind, w.target) for w in iter_wrappers(wrapped)}
+    assert kinds == {"fc1": ("block", 0.5), "fc2": ("block", 0.5), "conv": ("unstructured", 0.75),
+                     "odd": ("unstructured", 0.75)}
+    tfprune.hard_prune(wrapped)
+    fc1 = np.asarray(wrapped.get_layer("fc1").masks[0]).astype(float).reshape(18, 4, 8)
+    assert np.all(fc1.min(axis=1) == fc1.max(axis=1))  # whole 1x4 blocks
+    conv = np.asarray(wrapped.get_layer("conv").masks[0]).astype(float)
+    assert conv.mean() == pytest.approx(0.25, abs=0.01)
+    with pytest.raises(ValueError, match=r"Sparsity\(target=0.5.*selects no prunable layer.*specs before it"):
+        tfprune.wrap(_mixed_model(), [tfprune.Sparsity(0.9), tfprune.Sparsity(0.5)])
+    with pytest.raises(ValueError, match="at most one spec of the list may use scope='global'"):
+        tfprune.wrap(_mixed_model(), [tfprune.Sparsity(0.9, scope="global"),
+                                      tfprune.Sparsity(0.5, scope="global")])
+    with pytest.raises(TypeError, match="must hold tfprune.Sparsity"):
+        tfprune.wrap(_mixed_model(), [tfprune.Budget(0.5)])

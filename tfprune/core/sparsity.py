@@ -174,33 +174,17 @@ class Sparsity(PruningSpec):
 
         See `tfprune.wrap`, which calls this.
         """
-        cloning.check_cloneable(model, "wrap")
-        if any(True for _ in iter_wrappers(model)):
-            raise ValueError(
-                f"tfprune.wrap: model {model.name!r} is already wrapped; call "
-                "tfprune.strip(model) first to start again."
-            )
-        _check_spec_names(self, list(_leaf_layers(model)))
-        wrapped_names = []
+        return wrap_with_specs(model, [self])
 
-        def wrap_layer(layer):
-            target = self.target_for(layer)
-            clone = cloning.clone_layer(layer)
-            if target is None or not registry.is_prunable(layer) or not self._block_selects(layer):
-                return clone
-            wrapped_names.append(layer.name)
-            return PruneWrapper(
-                clone, target=target, granularity=self.granularity, scope=self.scope,
-                block_shape=self.block_shape,
-            )
-
-        new_model = cloning.clone_model(model, wrap_layer)
-        if not wrapped_names:
-            raise ValueError(
-                f"tfprune.wrap: {self!r} selects no prunable layer of model "
-                f"{model.name!r}. Prunable layer types: {registry.supported_layer_names()}."
-            )
-        return new_model
+    def _wrapper_for(self, layer, clone):
+        """A `PruneWrapper` of `clone` if this spec selects `layer`, else `None`."""
+        target = self.target_for(layer)
+        if target is None or not self._block_selects(layer):
+            return None
+        return PruneWrapper(
+            clone, target=target, granularity=self.granularity, scope=self.scope,
+            block_shape=self.block_shape,
+        )
 
     def _block_selects(self, layer):
         """Block granularity's default choice: fully-connected layers that the block tiles.
@@ -217,7 +201,8 @@ class Sparsity(PruningSpec):
             shape = registry.weight_variable(layer, spec.attr).shape
             if not projections.block_fits(shape, self.block_shape, spec.nm_axis, spec.out_axis):
                 warnings.warn(
-                    f"Sparsity: layer {layer.name!r} is left dense: its kernel {tuple(shape)} does not "
+                    f"Sparsity: layer {layer.name!r} gets no blocks (left dense, or to the next spec of a list): "
+                    f"its kernel {tuple(shape)} does not "
                     f"split into blocks of {self.block_shape} (outputs, inputs), which needs its inputs "
                     f"divisible by {self.block_shape[1]} and its outputs by {self.block_shape[0]}. Resize it "
                     "(or the layer feeding it) or choose another block_shape; exclude=[name] silences this.",
@@ -256,6 +241,66 @@ class Sparsity(PruningSpec):
             f"scope={self.scope!r}"
             + (f", block_shape={self.block_shape!r})" if self.block_shape else ")")
         )
+
+
+def wrap_with_specs(model, specs):
+    """A copy of `model` with each prunable layer wrapped by the first spec that selects it.
+
+    `tfprune.wrap(model, [a, b])` calls this: one model, several patterns,
+    e.g. 1×16 blocks on the Dense layers and unstructured sparsity on the
+    convolutions. Every spec must select at least one layer; at most one may
+    use `scope="global"` (its layers share one threshold).
+
+    Args:
+        model: a Sequential or functional model, not yet wrapped.
+        specs: a non-empty list of `Sparsity`.
+
+    Example:
+
+    ```python
+    pruned = tfprune.wrap(model, [
+        tfprune.Sparsity(0.9, granularity="block", block_shape=(1, 16)),
+        tfprune.Sparsity(0.9, include=[keras.layers.Conv2D]),
+    ])
+    ```
+    """
+    specs = list(specs)
+    if not specs or not all(isinstance(s, Sparsity) for s in specs):
+        raise TypeError(f"tfprune.wrap: a list of specs must hold tfprune.Sparsity objects; got {specs!r}.")
+    if sum(s.scope == "global" for s in specs) > 1:
+        raise ValueError("tfprune.wrap: at most one spec of the list may use scope='global' (the global "
+                         "layers of a model share one threshold and one target).")
+    cloning.check_cloneable(model, "wrap")
+    if any(True for _ in iter_wrappers(model)):
+        raise ValueError(
+            f"tfprune.wrap: model {model.name!r} is already wrapped; call "
+            "tfprune.strip(model) first to start again."
+        )
+    layers = list(_leaf_layers(model))
+    for spec in specs:
+        _check_spec_names(spec, layers)
+    wrapped = [[] for _ in specs]
+
+    def wrap_layer(layer):
+        clone = cloning.clone_layer(layer)
+        if not registry.is_prunable(layer):
+            return clone
+        for names, spec in zip(wrapped, specs):
+            wrapper = spec._wrapper_for(layer, clone)
+            if wrapper is not None:
+                names.append(layer.name)
+                return wrapper
+        return clone
+
+    new_model = cloning.clone_model(model, wrap_layer)
+    for names, spec in zip(wrapped, specs):
+        if not names:
+            later = " (the specs before it took every layer it selects)" if len(specs) > 1 else ""
+            raise ValueError(
+                f"tfprune.wrap: {spec!r} selects no prunable layer of model "
+                f"{model.name!r}{later}. Prunable layer types: {registry.supported_layer_names()}."
+            )
+    return new_model
 
 
 def _leaf_layers(model):

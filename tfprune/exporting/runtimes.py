@@ -8,6 +8,8 @@ the zeros that survived the conversion. Each runtime is imported on use.
 
 import numpy as np
 
+from tfprune.exporting.tflite_reader import read_tflite
+
 
 def _as_list(inputs):
     return [np.asarray(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
@@ -93,8 +95,6 @@ def run_exported(path, format, inputs):
 def _tflite_constants(path):
     # The weights densified from TFLite's sparse encoding (a sparse tensor's
     # stored values alone hold no zeros to count).
-    from tfprune.exporting.tflite_reader import read_tflite
-
     return [t.values for t in read_tflite(path)[1]]
 
 
