@@ -258,6 +258,18 @@ def plot(results, path):
     save_figure(fig, path)
 
 
+def _merge(data, name, entry):
+    """`data` with `entry` as model `name`; `run_info` lists each distinct run once (model order)."""
+    models = {**data.get("models", {}), name: entry}
+    runs = []
+    for m in models.values():
+        record = {k: v for k, v in m["record"].items() if k != "finished"}
+        record["machine"] = {k: v for k, v in record["machine"].items() if k != "load_average_1_5_15_at_end"}
+        if record not in runs:
+            runs.append(record)
+    return {**data, "models": models, "run_info": runs}
+
+
 def main(argv=None):
     args = parse_args(argv)
     start = run_info(argv)
@@ -266,8 +278,7 @@ def main(argv=None):
         for name in args.models:
             print(f"== {name}", flush=True)
             entry = run_model(name, args, start, tmp)
-            results = update_json(args.out, lambda d, n=name, e=entry: {**d, "models": {**d.get("models", {}), n: e}},
-                                  empty={"models": {}})
+            results = update_json(args.out, lambda d, n=name, e=entry: _merge(d, n, e), empty={"models": {}})
             for f in os.listdir(tmp):
                 path = os.path.join(tmp, f)
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)

@@ -76,6 +76,8 @@ def test_prune_end_to_end_writes_every_output(idx_dir, tmp_path, capsys):
          "does not take --granularity block.*takes only granularity 'unstructured'"),
         (["--method", "tapering", "--granularity", "block"], "--granularity does not apply to --method tapering"),
         (["--prune-epochs", "0"], "--prune-epochs must be >= 1"),
+        (["--quantize", "int8", "--no-tflite"], "--quantize int8 sets the TFLite file.*drop --no-tflite"),
+        (["--quantize", "int4"], "invalid choice: 'int4'"),
         (["--method", "admm", "--harden", "1.5"], "`harden`.*--harden"),
         (["--method", "slr", "--rho", "-1"], "`rho` must be.*--rho"),
     ],
