@@ -112,8 +112,10 @@ def prune(dense, variant, exclude, data, args):
         wrapped = tfprune.wrap(model, _spec(variant, exclude))
     except ValueError as err:
         if "selects no prunable layer" in str(err):
-            return None  # e.g. blocks on a model without Dense layers
+            return None
         raise
+    if variant.startswith("block") and not any(w.kind == "block" for w in tfprune.core.wrapper.iter_wrappers(wrapped)):
+        return None  # no Dense layer to block (the variant would be `unstructured` again)
     if data is not None and variant != "channel":
         x, y = data[0], data[1]
         compile_classifier(wrapped)

@@ -289,6 +289,13 @@ def _cli_cases():
         Cli("export[out '']", lambda c: ["export", c.file("plain.keras"), ""], "output '' is not a usable destination"),
         Cli("export[out '/']", lambda c: ["export", c.file("plain.keras"), "/"],
             "output '/' is not a usable destination"),
+        Cli("export[--quantize without tflite]", lambda c: ["export", c.file("plain.keras"), c.out(), "--quantize",
+                                                           "float16"], "add --tflite or --format litert"),
+        Cli("export[--format onnx, wrong suffix]",
+            lambda c: ["export", c.file("plain.keras"), c.out(), "--format", "onnx"], "must end in '.onnx'"),
+        Cli("export[--format with --tflite]",
+            lambda c: ["export", c.file("plain.keras"), c.out() + ".onnx", "--format", "onnx", "--tflite"],
+            "drop --tflite"),
     ]
     return cases
 

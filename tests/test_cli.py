@@ -174,4 +174,6 @@ def test_report_and_export_commands(tmp_path, capsys):
     assert os.path.exists(tmp_path / "sm" / "saved_model.pb") and os.path.exists(tmp_path / "sm.tflite")
     assert cli.main(["export", path, str(tmp_path / "sm")]) == 2
     assert "--overwrite" in capsys.readouterr().err
+    assert cli.main(["export", path, str(tmp_path / "m.tflite"), "--format", "litert", "--quantize", "float16"]) == 0
+    assert "litert" in capsys.readouterr().out and os.path.exists(tmp_path / "m.tflite")
     assert cli.main(["report", str(tmp_path / "missing.keras")]) == 2

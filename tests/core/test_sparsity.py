@@ -116,8 +116,10 @@ def test_a_list_of_specs_wraps_each_layer_with_the_first_that_selects_it():
     assert np.all(fc1.min(axis=1) == fc1.max(axis=1))  # whole 1x4 blocks
     conv = np.asarray(wrapped.get_layer("conv").masks[0]).astype(float)
     assert conv.mean() == pytest.approx(0.25, abs=0.01)
-    with pytest.raises(ValueError, match=r"Sparsity\(target=0.5.*selects no prunable layer.*specs before it"):
+    with pytest.warns(UserWarning, match=r"Sparsity\(target=0.5.*selects no layer.*specs before it left"):
         tfprune.wrap(_mixed_model(), [tfprune.Sparsity(0.9), tfprune.Sparsity(0.5)])
+    with pytest.raises(ValueError, match="selects no prunable layer"):
+        tfprune.wrap(_mixed_model(), [tfprune.Sparsity(0.9, include=[keras.layers.LSTM])])
     with pytest.raises(ValueError, match="at most one spec of the list may use scope='global'"):
         tfprune.wrap(_mixed_model(), [tfprune.Sparsity(0.9, scope="global"),
                                       tfprune.Sparsity(0.5, scope="global")])

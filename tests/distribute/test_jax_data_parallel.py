@@ -13,6 +13,10 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+# The worker runs JAX in its own process whatever this run's backend: running
+# it in the TF pass only (tf_only keeps it out of the JAX pass) runs it once.
+pytestmark = pytest.mark.tf_only
+
 
 def test_data_parallel_masks_and_state_equal_one_device(tmp_path):
     env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2",

@@ -54,9 +54,17 @@ def run_report(args):
 
 
 def run_export(args):
-    """`tfprune export FILE OUT [--tflite]`: destinations checked before the model is loaded."""
+    """`tfprune export FILE OUT [--tflite] [--quantize M] [--format F]`: every check before the model is loaded."""
     destinations = [args.out] + ([exporting.tflite_path_of(args.out)] if args.tflite else [])
     try:  # before loading: a bad destination costs nothing
+        if args.format not in (None, "tf_saved_model"):
+            if args.tflite:
+                raise ValueError(f"export: --format {args.format} replaces the SavedModel; drop --tflite "
+                                 "(--format litert writes the .tflite file).")
+            destinations = exporting.formats.check_format(args.format, args.out)
+        if args.quantize and not (args.tflite or args.format == "litert"):
+            raise ValueError(f"export: --quantize {args.quantize} sets the TFLite file's number format; add "
+                             "--tflite or --format litert.")
         for path in destinations:
             what = "the TFLite file" if path is not args.out else "output"
             exporting.check_destination(path, args.overwrite, what=what, flag="--overwrite", who="export")
@@ -64,7 +72,8 @@ def run_export(args):
         raise UsageError(str(err)) from None
     model = _load(args.model)
     try:
-        print(tfprune.export(model, args.out, tflite=args.tflite, overwrite=args.overwrite))
+        print(tfprune.export(model, args.out, tflite=args.tflite, overwrite=args.overwrite, quantize=args.quantize,
+                             format=args.format))
     except ValueError as err:  # the folder could not be created; DiskError is caught in main
         raise UsageError(str(err)) from None
 

@@ -163,7 +163,13 @@ def build_parser():
     e = sub.add_parser("export", help="export a .keras model as SavedModel (+ TFLite)")
     e.add_argument("model", help="a .keras file")
     e.add_argument("out", help="SavedModel directory")
-    e.add_argument("--tflite", action="store_true")
+    e.add_argument("--tflite", action="store_true", help="also write OUT.tflite (sparse storage)")
+    e.add_argument("--quantize", default=None, choices=("dynamic", "float16"),
+                   help="the TFLite file's number format (int8 needs calibration images: tfprune prune "
+                        "--quantize int8, or tfprune.export(..., representative_data=))")
+    e.add_argument("--format", default=None, choices=("tf_saved_model", "litert", "onnx", "openvino"),
+                   help="write this Keras export format instead of a SavedModel (OUT ends in .tflite, .onnx "
+                        "or .xml); onnx and openvino need pip install tfprune[export]")
     e.add_argument("--overwrite", action="store_true")
 
     launch = sub.add_parser("launch", help="run a command as N local tf.distribute workers (TF_CONFIG set)",

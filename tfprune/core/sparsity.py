@@ -248,7 +248,8 @@ def wrap_with_specs(model, specs):
 
     `tfprune.wrap(model, [a, b])` calls this: one model, several patterns,
     e.g. 1×16 blocks on the Dense layers and unstructured sparsity on the
-    convolutions. Every spec must select at least one layer; at most one may
+    convolutions. A spec of the list that selects no layer the others left
+    is a warning, a list that selects nothing an error; at most one spec may
     use `scope="global"` (its layers share one threshold).
 
     Args:
@@ -293,13 +294,15 @@ def wrap_with_specs(model, specs):
         return clone
 
     new_model = cloning.clone_model(model, wrap_layer)
+    if not any(wrapped):
+        raise ValueError(
+            f"tfprune.wrap: {specs[0] if len(specs) == 1 else specs!r} selects no prunable layer of model "
+            f"{model.name!r}. Prunable layer types: {registry.supported_layer_names()}."
+        )
     for names, spec in zip(wrapped, specs):
-        if not names:
-            later = " (the specs before it took every layer it selects)" if len(specs) > 1 else ""
-            raise ValueError(
-                f"tfprune.wrap: {spec!r} selects no prunable layer of model "
-                f"{model.name!r}{later}. Prunable layer types: {registry.supported_layer_names()}."
-            )
+        if not names:  # e.g. "unstructured on the rest" when blocks took every layer
+            warnings.warn(f"tfprune.wrap: {spec!r} selects no layer of model {model.name!r} that the specs "
+                          "before it left.", stacklevel=3)
     return new_model
 
 
