@@ -160,7 +160,7 @@ def _encoder_block(dim=16, heads=2, seq=6):
     return keras.Model(inputs, outputs)
 
 
-@pytest.mark.parametrize("granularity", ["unstructured", "2:4"])
+@pytest.mark.parametrize("granularity", ["unstructured", pytest.param("2:4", marks=pytest.mark.slow)])
 def test_transformer_block_prunes_attention_and_time_distributed_to_target(granularity, tmp_path):
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 6, 16)).astype("float32"), rng.integers(0, 3, 64)
