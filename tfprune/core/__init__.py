@@ -7,6 +7,7 @@ layers (`state`), `PruneWrapper` (`wrapper`), schedules, regularizers, and
 cloning (`cloning`). Everything here is written against `keras.ops`.
 """
 
+from tfprune.core import keras_layers  # noqa: F401  (registers Keras' own layers)
 from tfprune.core.registry import KernelSpec, LayerInfo, layer_info, register_layer
 from tfprune.core.sparsity import Sparsity
 from tfprune.core.spec import PruningSpec
