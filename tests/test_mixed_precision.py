@@ -12,6 +12,7 @@ import pytest
 from conftest import small_convnet, to_numpy, toy_data
 
 import tfprune
+from tfprune.exporting.runtimes import TFLiteRunner
 from tfprune.methods.tapering import finalize
 
 POLICIES = ["mixed_float16", "mixed_bfloat16"]
@@ -104,19 +105,14 @@ def test_budget_tapering_under_mixed_precision(policy):
 
 @pytest.mark.tf_only
 def test_export_saved_model_and_tflite_under_mixed_precision(policy, tmp_path):
-    import tensorflow as tf
 
     wrapped = tfprune.wrap(small_convnet(), tfprune.Sparsity(0.5))
     tfprune.hard_prune(wrapped)
     plain = tfprune.strip(wrapped)
     result = tfprune.export(plain, str(tmp_path / "model"), tflite=True)
     assert os.path.isdir(result.saved_model) and os.path.isfile(result.tflite)
-    interpreter = tf.lite.Interpreter(model_path=result.tflite)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    assert out["dtype"] == np.float32
-    interpreter.set_tensor(inp["index"], X[:1])
-    interpreter.invoke()
+    (output,) = TFLiteRunner(result.tflite)(X[:1])
+    assert output.dtype == np.float32
     tolerance = 5e-2 if policy == "mixed_bfloat16" else 1e-2
-    np.testing.assert_allclose(interpreter.get_tensor(out["index"]),
+    np.testing.assert_allclose(output,
                                to_numpy(plain(X[:1])).astype("float32"), atol=tolerance, rtol=tolerance)

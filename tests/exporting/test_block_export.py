@@ -6,12 +6,12 @@ import pytest
 from conftest import dense_blocks_kept, to_numpy
 
 import tfprune
+from tfprune.exporting.runtimes import TFLiteRunner
 
 pytestmark = pytest.mark.tf_only
 
 
 def test_block_sparse_dense_layers_export_as_sparse_fully_connected_ops(tmp_path):
-    import tensorflow as tf
 
     dense = keras.layers.Dense
     model = keras.Sequential([keras.Input((64,)), dense(128, activation="relu", name="h1"),
@@ -20,16 +20,13 @@ def test_block_sparse_dense_layers_export_as_sparse_fully_connected_ops(tmp_path
     stripped = tfprune.strip(tfprune.hard_prune(tfprune.wrap(model, spec)))
     assert dense_blocks_kept(to_numpy(stripped.get_layer("h1").kernel), (1, 4)) == round(16 * 128 * 0.1)
     result = tfprune.export(stripped, str(tmp_path / "model"), tflite=True)
-    interpreter = tf.lite.Interpreter(model_path=result.tflite)
-    interpreter.allocate_tensors()
-    ops = [op["op_name"] for op in interpreter._get_ops_details()]
+    run = TFLiteRunner(result.tflite)
+    ops = [op["op_name"] for op in run.interpreter._get_ops_details()]
     assert ops == ["FULLY_CONNECTED"] * 3  # the sparse weights live in the op: no DENSIFY
-    sparse = [t["shape"].tolist() for t in interpreter.get_tensor_details() if t["sparsity_parameters"]]
+    sparse = [t["shape"].tolist() for t in run.interpreter.get_tensor_details() if t["sparsity_parameters"]]
     assert sorted(sparse) == [[128, 64], [128, 128]]  # (out, in): the two hidden layers' weights
     x = np.random.default_rng(0).normal(size=(1, 64)).astype("float32")
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-    interpreter.invoke()
-    output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    (output,) = run(x)
     np.testing.assert_allclose(output, to_numpy(stripped(x)), atol=1e-5)
 
 

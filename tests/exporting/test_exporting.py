@@ -7,6 +7,7 @@ from conftest import small_convnet, to_numpy, toy_data
 
 import tfprune
 from tfprune import exporting as export_lib
+from tfprune.exporting.runtimes import TFLiteRunner
 
 pytestmark = pytest.mark.tf_only
 
@@ -25,14 +26,7 @@ def test_saved_model_and_tflite_reload_with_identical_outputs(tmp_path):
     loaded = tf.saved_model.load(path)
     np.testing.assert_allclose(loaded.serve(x).numpy(), to_numpy(model(x)), atol=1e-5)
     assert result.saved_model_gzip_bytes < result.saved_model_bytes
-    interpreter = tf.lite.Interpreter(model_path=result.tflite)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    interpreter.resize_tensor_input(inp["index"], x.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(inp["index"], x)
-    interpreter.invoke()
-    np.testing.assert_allclose(interpreter.get_tensor(out["index"]), to_numpy(model(x)), atol=1e-4)
+    np.testing.assert_allclose(TFLiteRunner(result.tflite)(x)[0], to_numpy(model(x)), atol=1e-4)
     dense = tfprune.export(small_convnet(), str(tmp_path / "dense"), tflite=True)
     assert result.tflite_bytes < 0.5 * dense.tflite_bytes  # Sparse encoding pays off at 90%.
     assert "SavedModel" in str(result) and "TFLite" in str(result)

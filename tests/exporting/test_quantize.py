@@ -7,6 +7,7 @@ from conftest import small_convnet, to_numpy, toy_data
 
 import tfprune
 from tfprune import exporting as export_lib
+from tfprune.exporting.runtimes import TFLiteRunner
 
 pytestmark = pytest.mark.tf_only
 
@@ -44,22 +45,9 @@ def test_quantized_tflite_keeps_every_pruned_weight_zero(tmp_path, quantize):
         expected = {"float16": np.float16, "dynamic": np.int8, "int8": np.int8}[quantize]
         if quantize != "dynamic" or kernel.size >= 1024:  # dynamic range leaves small kernels float
             assert values.dtype == expected, layer.name
-    interpreter = _interpreter(result.tflite, x[:8])
-    out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    (out,) = TFLiteRunner(result.tflite)(x[:8])
     reference = to_numpy(model(x[:8]))
     assert np.abs(out - reference).max() < 0.05 * np.abs(reference).max() + 1e-3
-
-
-def _interpreter(path, x):
-    import tensorflow as tf
-
-    interpreter = tf.lite.Interpreter(model_path=path)
-    inp = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(inp["index"], x.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(inp["index"], x)
-    interpreter.invoke()
-    return interpreter
 
 
 def test_int8_stores_only_the_nonzeros(tmp_path):
@@ -133,8 +121,7 @@ def test_a_block_encoding_tflite_gets_wrong_is_written_dense_instead(tmp_path, h
         else:
             path = str(tmp_path / "m.tflite")
             tfprune.export(model, path, format="litert")
-    interpreter = _interpreter(path, x)
-    out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    (out,) = TFLiteRunner(path)(x)
     np.testing.assert_allclose(out, to_numpy(model(x)), atol=1e-5)
     (tensor,) = export_lib.read_tflite(path)[1]
     np.testing.assert_array_equal(tensor.values, kernel.T)

@@ -57,21 +57,11 @@ def export_all(final, work, args, train):
 
 def tflite_accuracy(path, dataset):
     """Top-1 accuracy of a `.tflite` classifier on `(x, y)` batches."""
-    import tensorflow as tf
-
-    interpreter = tf.lite.Interpreter(model_path=path, num_threads=1)
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]["index"]
-    shape, right, total = None, 0, 0
+    run = exporting.runtimes.TFLiteRunner(path, num_threads=1)
+    right, total = 0, 0
     for x, y in dataset:
-        x, y = np.asarray(x, dtype=inp["dtype"]), np.asarray(y).reshape(-1)
-        if x.shape != shape:
-            interpreter.resize_tensor_input(inp["index"], x.shape)
-            interpreter.allocate_tensors()
-            shape = x.shape
-        interpreter.set_tensor(inp["index"], x)
-        interpreter.invoke()
-        right += int((interpreter.get_tensor(out).argmax(-1) == y).sum())
+        y = np.asarray(y).reshape(-1)
+        right += int((run(x)[0].argmax(-1) == y).sum())
         total += len(y)
     return right / total
 
