@@ -134,9 +134,8 @@ def prune(dense, variant, exclude, data, args):
 
 def _accuracy(model_or_path, xt, yt):
     if isinstance(model_or_path, str):
-        from tfprune.cli.deploy import tflite_accuracy
-
-        return tflite_accuracy(model_or_path, [(xt[i:i + 500], yt[i:i + 500]) for i in range(0, len(xt), 500)])
+        batches = [(xt[i : i + 500], yt[i : i + 500]) for i in range(0, len(xt), 500)]
+        return exporting.runtimes.tflite_accuracy(model_or_path, batches)
     return float(np.mean(model_or_path.predict(xt, batch_size=500, verbose=0).argmax(-1) == yt))
 
 

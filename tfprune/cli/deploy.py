@@ -55,17 +55,6 @@ def export_all(final, work, args, train):
     return exported, quantized
 
 
-def tflite_accuracy(path, dataset):
-    """Top-1 accuracy of a `.tflite` classifier on `(x, y)` batches."""
-    run = exporting.runtimes.TFLiteRunner(path, num_threads=1)
-    right, total = 0, 0
-    for x, y in dataset:
-        y = np.asarray(y).reshape(-1)
-        right += int((run(x)[0].argmax(-1) == y).sum())
-        total += len(y)
-    return right / total
-
-
 def _row(name, path, dense_path, size, gzip, dense_size, dense_gzip):
     return {"artifact": name, "path": path, "dense_path": dense_path, "bytes": size, "gzip_bytes": gzip,
             "dense_bytes": dense_size, "dense_gzip_bytes": dense_gzip}
@@ -90,7 +79,7 @@ def compare(dense, exported, quantized, args, test):
             rows.append(_row(f"{args.quantize} TFLite", quantized, has_dense and dense.tflite,
                              os.path.getsize(quantized), exporting.gzip_size(quantized),
                              has_dense and dense.tflite_bytes, has_dense and dense.tflite_gzip_bytes))
-            rows[-1]["accuracy"] = tflite_accuracy(quantized, test)
+            rows[-1]["accuracy"] = exporting.runtimes.tflite_accuracy(quantized, test)
     if args.latency_repeats and dense is not None:
         paths = list(dict.fromkeys(itertools.chain.from_iterable((r["path"], r["dense_path"]) for r in rows)))
         paths = [p for p in paths if p]

@@ -67,6 +67,28 @@ class TFLiteRunner:
         return [self.interpreter.get_tensor(i) for i in self.outputs]
 
 
+def tflite_accuracy(path, dataset):
+    """Top-1 accuracy of a `.tflite` classifier on `(x, y)` batches, on one thread.
+
+    Args:
+        path: the `.tflite` file (float or int8 with float inputs).
+        dataset: an iterable of `(images, labels)` batches.
+
+    Example:
+
+    ```python
+    accuracy = tflite_accuracy("out/model_int8.tflite", test_batches)
+    ```
+    """
+    run = TFLiteRunner(path, num_threads=1)
+    right, total = 0, 0
+    for x, y in dataset:
+        y = np.asarray(y).reshape(-1)
+        right += int((run(x)[0].argmax(-1) == y).sum())
+        total += len(y)
+    return right / total
+
+
 def _run_tflite(path, inputs):
     return TFLiteRunner(path)(*inputs)
 

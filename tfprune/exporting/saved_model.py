@@ -12,6 +12,7 @@ import errno
 import gzip
 import io
 import os
+import pathlib
 import shutil
 import tarfile
 import tempfile
@@ -150,7 +151,7 @@ def _export_format(model, tmp, files, format, quantize=None, representative_data
     target = os.path.join(tmp, "model" + formats.FORMATS[format][0])
     settings = converter_settings(quantize, representative_data) if format == "litert" else {}
     written = formats.export_format(model, target, format, **settings)
-    if format == "litert" and misencoded_blocks(open(written[0], "rb").read()):
+    if format == "litert" and misencoded_blocks(pathlib.Path(written[0]).read_bytes()):
         warnings.warn(f"tfprune.export: TFLite mis-encodes a block-sparse weight of {model.name!r} "
                       "(see tfprune.exporting.to_tflite); writing its weights dense.", stacklevel=3)
         os.remove(written[0])
