@@ -70,6 +70,35 @@ def slice_weights(layer, in_keep, out_keep):
     return out
 
 
+def slice_heads(layer, keep):
+    """`{attr: sliced array}`: an attention layer's weights with heads `keep` only.
+
+    Every kernel is sliced on its `channel_axis` (the head axis) and every
+    `head_vectors` entry on axis 0; the output bias is untouched.
+
+    Args:
+        layer: a registered `"attention"` layer (or a `PruneWrapper` around one).
+        keep: indices of the heads to keep.
+
+    Example:
+
+    ```python
+    sliced = slice_heads(mha, np.array([0, 2]))
+    sliced["output_dense.kernel"].shape      # (2, value_dim, d_model)
+    ```
+    """
+    base = base_layer(layer)
+    info = registry.layer_info(base)
+    out = {}
+    for spec in info.kernels:
+        out[spec.attr] = np.take(weight_array(base, spec.attr), keep, axis=spec.channel_axis)
+    for attr in info.head_vectors:
+        value = weight_array(base, attr)
+        if value is not None:
+            out[attr] = value[keep]
+    return out
+
+
 def scale_outputs(layer, scale):
     """`{attr: array}`: `layer`'s weights with output channel `c` times `scale[c]`.
 
