@@ -135,7 +135,7 @@ def attention_macs(layer, in_shapes, out_shape):
     heads = shapes[0][info.kernels[0].channel_axis]
     key_dim = int(np.prod(shapes[0])) // (heads * shapes[0][0])
     value_dim = int(np.prod(shapes[2])) // (heads * shapes[2][0])
-    axes = layer.get_config().get("attention_axes")
+    axes = getattr(layer, "attention_axes", None)  # None: every axis between batch and channels
     if axes is None:
         attended = tkv
     else:

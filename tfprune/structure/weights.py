@@ -99,6 +99,30 @@ def slice_heads(layer, keep):
     return out
 
 
+def scale_heads(layer, scale):
+    """`{attr: array}`: an attention layer's value projection with head `h` times `scale[h]`.
+
+    Head `h`'s weighted sum of values, and so its share of the output, then
+    scales by `scale[h]` (the value kernel and the value bias, the third
+    `head_vectors` entry, are scaled on the head axis).
+
+    Args:
+        layer: a registered `"attention"` layer (or a `PruneWrapper` around one).
+        scale: one factor per head (NumPy array).
+    """
+    base = base_layer(layer)
+    info = registry.layer_info(base)
+    spec = info.kernels[2]
+    kernel = weight_array(base, spec.attr)
+    shape = [1] * kernel.ndim
+    shape[spec.channel_axis] = -1
+    out = {spec.attr: kernel * scale.reshape(shape)}
+    bias = weight_array(base, info.head_vectors[2]) if len(info.head_vectors) > 2 else None
+    if bias is not None:
+        out[info.head_vectors[2]] = bias * scale.reshape((-1,) + (1,) * (bias.ndim - 1))
+    return out
+
+
 def scale_outputs(layer, scale):
     """`{attr: array}`: `layer`'s weights with output channel `c` times `scale[c]`.
 

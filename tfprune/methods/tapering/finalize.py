@@ -14,10 +14,11 @@ from tfprune.core import cloning
 from tfprune.methods.tapering.cost import GateCost, IncrementalMacs, gate_site
 from tfprune.methods.tapering.gates import TARGET_STATE, ChannelGate, iter_gates
 from tfprune.methods.tapering.gating import as_fraction
+from tfprune.methods.tapering.head_gates import HeadGate
 from tfprune.methods.tapering.plan import check_plain
 from tfprune.structure import analysis
 from tfprune.structure.macs import exact_macs, kernel_terms
-from tfprune.structure.weights import assign_by_attr, scale_outputs
+from tfprune.structure.weights import assign_by_attr, scale_heads, scale_outputs
 
 
 def _target_of(model, budget):
@@ -116,12 +117,20 @@ def finalize(model, budget=None, threshold=1e-3):
     scale_of = {}  # id(site layer) -> scale per output channel
     for gate, values, groups in zip(cost.gates, cost.effective_values(), cost.gate_groups):
         scale = np.where(remove[groups], 0.0, values)
+        if isinstance(gate, HeadGate):  # folds into the wrapped layer's value projection
+            scale_of[id(gate)] = scale
+            continue
         for call in range(len(_keras.inbound_nodes(gate))):
             scale_of[id(gate_site(gate, call))] = scale
     rebuild = cloning.Rebuild(model, "tfprune.tapering.finalize")
     clones = {}
 
     def visit(op, node, values):
+        if isinstance(op, HeadGate):
+            if id(op) not in clones:
+                scaled = scale_heads(op.layer, scale_of[id(op)].astype(np.float64))
+                clones[id(op)] = cloning.clone_layer(op.layer, assign_by_attr(op.layer, scaled))
+            return rebuild.call(clones[id(op)], node, values)
         if isinstance(op, ChannelGate):
             return keras.tree.flatten(_keras.node_first_argument(node, values))
         if id(op) not in clones:

@@ -4,7 +4,8 @@
 chooses, for every group that can be gated, the layer after which its gate
 goes (after the BatchNormalization when a layer feeds only a BN, else after
 the producing layer, whose activation must be linear or relu so that the gate
-folds into it later). Groups that cannot be gated are listed with the reason.
+folds into it later; the heads of an attention layer get a `HeadGate` around
+the layer). Groups that cannot be gated are listed with the reason.
 """
 
 import collections
@@ -47,6 +48,7 @@ class Plan:
     keys: list  # live keys, in graph order
     site_names: dict  # key -> name of the first site layer
     excluded: dict  # group -> reason it is not gated
+    head_keys: set = dataclasses.field(default_factory=set)  # keys gated by a HeadGate
 
 
 def plan(model):
@@ -71,9 +73,15 @@ def plan(model):
             graph.layer_role.get(id(op)) == "carry"
         )
 
-    sites, excluded, order = {}, {}, []
+    sites, excluded, order, head_keys = {}, {}, [], set()
     for op, node, ins, outs in records:
         role = graph.layer_role.get(id(op))
+        if role == "attention":  # a HeadGate wraps the layer: one gate per head
+            key = tuple(graph.head_groups(op).tolist())
+            sites[(id(op), id(node))] = key
+            head_keys.add(key)
+            order.append((key, op.name))
+            continue
         if role not in ("producer", "carry"):
             continue
         base = base_layer(op)
@@ -144,4 +152,4 @@ def plan(model):
                     excluded.setdefault(
                         g, f"shares a gate (after {site_names[key]!r}) with channels that cannot be gated"
                     )
-    return Plan(graph, records, sites, live, site_names, excluded)
+    return Plan(graph, records, sites, live, site_names, excluded, head_keys)
