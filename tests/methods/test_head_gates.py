@@ -11,19 +11,19 @@ from tfprune.methods.tapering import HeadGate, iter_gates
 X = np.random.default_rng(1).normal(size=(4, 6, 16)).astype("float32")
 
 
-def _encoder_block(seed=0):
+def _encoder_block(seed=0, activation="relu"):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((6, 16))
     attended = keras.layers.MultiHeadAttention(4, 4, name="mha")(inputs, inputs)
     x = keras.layers.LayerNormalization(name="ln1")(keras.layers.Add()([inputs, attended]))
-    h = keras.layers.Dense(32, activation="relu", name="ff1")(x)
+    h = keras.layers.Dropout(0.1)(keras.layers.Dense(32, activation=activation, name="ff1")(x))
     x = keras.layers.Add()([x, keras.layers.Dense(16, name="ff2")(h)])
     return keras.Model(inputs, keras.layers.LayerNormalization(name="ln2")(x))
 
 
-def _gated(budget):
+def _gated(budget, activation="relu"):
     with pytest.warns(UserWarning, match="LayerNormalization"):
-        return tfprune.wrap(_encoder_block(), tfprune.Budget(macs=budget))
+        return tfprune.wrap(_encoder_block(activation=activation), tfprune.Budget(macs=budget))
 
 
 def _np(x):
@@ -67,6 +67,22 @@ def test_finalize_folds_head_gates_and_shrink_removes_the_closed_heads():
     assert small.get_layer("mha").num_heads < 4
     assert tfprune.summary(small).total_macs <= 0.7 * tapering.GateCost(gated).dense_macs
     np.testing.assert_allclose(_np(small(X)), _np(plain(X)), atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:tfprune.graph")
+def test_a_gelu_ffn_is_gated_and_its_gate_folds_into_the_second_dense():
+    gated = _gated(0.6, activation="gelu")
+    assert [g.name for g in iter_gates(gated)] == ["mha_heads_gate", "ff1_gate"]
+    rng = np.random.default_rng(2)
+    for gate in iter_gates(gated):
+        gate.gate.assign(rng.uniform(0.05, 1.0, gate.units).astype("float32") / gate.lr_multiplier)
+    plain = tapering.finalize(gated, budget=1.0, threshold=0.0)
+    np.testing.assert_allclose(_np(plain(X)), _np(gated(X)), atol=1e-5)
+    np.testing.assert_array_equal(plain.get_layer("ff1").kernel.numpy(), gated.get_layer("ff1").kernel.numpy())
+    gated.get_layer("ff1_gate").gate.assign(np.r_[np.zeros(16), np.ones(16)].astype("float32"))
+    small = tfprune.shrink(tapering.finalize(gated))  # the 16 closed units (and more) go
+    assert small.get_layer("ff1").units <= 16
+    assert tfprune.summary(small).total_macs <= 0.6 * tapering.GateCost(gated).dense_macs
 
 
 @pytest.mark.filterwarnings("ignore:tfprune.graph")

@@ -89,13 +89,15 @@ def test_magnitude_channel_pruning_removes_half_the_heads_and_ffn_units():
 
 
 @pytest.mark.tf_only
-def test_admm_channel_pruning_removes_heads_after_fit():
+@pytest.mark.parametrize("method", ["ADMM", "SLR"])
+def test_proximal_channel_pruning_removes_heads_after_fit(method):
     x = _data()
     y = np.zeros((4, 6, 16), "float32")
-    model = tfprune.wrap(_encoder_block(), tfprune.Sparsity(0.5, granularity="channel"))
+    model = tfprune.wrap(_encoder_block(), tfprune.Sparsity(0.5, granularity="channel", include=["mha", "ff1"]))
     model.compile("sgd", "mse")
+    callback = tfprune.callbacks.ADMM(update_every=1) if method == "ADMM" else tfprune.callbacks.SLR()
     with pytest.warns(UserWarning):
-        model.fit(x, y, epochs=2, batch_size=2, verbose=0, callbacks=[tfprune.callbacks.ADMM(update_every=1)])
+        model.fit(x, y, epochs=2, batch_size=2, verbose=0, callbacks=[callback])
         tfprune.hard_prune(model)
         plain = tfprune.strip(model)
         small = shrink(plain)

@@ -156,6 +156,23 @@ def scale_outputs(layer, scale):
     return out
 
 
+def scale_inputs(layer, scale, values=None):
+    """`{attr: array}`: a producer's kernel with input channel (row) `r` times `scale[r]`.
+
+    Args:
+        layer: a registered producer (Dense, Conv, ConvTranspose).
+        scale: one factor per input channel or Dense row (NumPy array).
+        values: `{attr: array}` to start from (e.g. from `scale_outputs`);
+            other weights are read from the layer.
+    """
+    base = base_layer(layer)
+    spec = registry.layer_info(base).kernels[0]
+    out = dict(values or {})
+    kernel = out[spec.attr] if spec.attr in out else weight_array(base, spec.attr)
+    out[spec.attr] = spec.to_in_out(spec.to_in_out(kernel) * scale[:, None])
+    return out
+
+
 def assign_by_attr(layer, new_values):
     """`layer.weights` as arrays, with the ones named in `new_values` replaced.
 
