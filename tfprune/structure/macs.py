@@ -144,6 +144,16 @@ def attention_macs(layer, in_shapes, out_shape):
     return kernels, heads * tq * attended * (key_dim + value_dim)
 
 
+def _live_head_fraction(layer, values):
+    """Fraction of an attention layer's heads whose output rows are not all zero."""
+    spec = registry.layer_info(layer).kernels[-1]
+    var = registry.weight_variable(layer, spec.attr)
+    if var is None:
+        return 1.0
+    rows = np.moveaxis(values[id(var)], spec.channel_axis, 0)
+    return float(np.mean(np.any(rows.reshape(rows.shape[0], -1) != 0, axis=1)))
+
+
 def _numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 
@@ -167,7 +177,7 @@ def layer_cost(layer, in_shape, out_shape, in_shapes=None):
     per_kernel = None
     if registry.has_role(inner, "attention"):
         per_kernel, macs = attention_macs(inner, in_shapes or [in_shape], out_shape)
-        effective = macs
+        effective = int(round(macs * _live_head_fraction(inner, values)))
     for i, spec in enumerate(specs):
         var = registry.weight_variable(inner, spec.attr)
         if var is None:
