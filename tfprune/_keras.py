@@ -111,11 +111,12 @@ def node_inputs(node):
     return list(node.input_tensors)
 
 
-def call_sites(model, layer):
+def call_sites(model, layer, all_inputs=False):
     """`(input tensor, output tensor)` of each call of `layer` inside `model`'s graph.
 
     A layer also records the calls it got in other models (a clone's source,
     an earlier rebuild); only the ones that belong to `model` are yielded.
+    With `all_inputs`, the first element is the list of every input tensor.
     """
     fn = functional_of(model)
     known = getattr(fn, "_nodes", None) if fn is not None else None
@@ -124,7 +125,7 @@ def call_sites(model, layer):
             continue
         if not node.input_tensors or not node.output_tensors:
             continue
-        yield node.input_tensors[0], node.output_tensors[0]
+        yield (list(node.input_tensors) if all_inputs else node.input_tensors[0]), node.output_tensors[0]
 
 
 def call_node(operation, node, values):

@@ -1,6 +1,7 @@
 """tfprune's Keras layers and the model conversions that use them.
 
-- budget tapering: `ChannelGate`, `UnitInterval`, `iter_gates`;
+- budget tapering: `ChannelGate`, `HeadGate` (attention heads), `UnitInterval`,
+  `iter_gates`;
 - hyperspherical pruning: `CosineDense`, `CosineConv2D`,
   `CosineDepthwiseConv2D` (unit-norm units with a learnable scale), their
   `UnitNorm` projection, and `to_hyperspherical` / `from_hyperspherical`.
@@ -25,12 +26,14 @@ from tfprune.methods.hyperspherical import (
     to_hyperspherical,
 )
 from tfprune.methods.tapering.gates import ChannelGate, UnitInterval, iter_gates
+from tfprune.methods.tapering.head_gates import HeadGate
 
 __all__ = [
     "ChannelGate",
     "CosineConv2D",
     "CosineDense",
     "CosineDepthwiseConv2D",
+    "HeadGate",
     "UnitInterval",
     "UnitNorm",
     "from_hyperspherical",

@@ -59,13 +59,19 @@ def test_unreachable_budget_says_what_is_pinned():
         tfprune.wrap(residual_net(), tfprune.Budget(macs=0.01))
 
 
-def test_sigmoid_layer_is_not_gated():
+@pytest.mark.parametrize("between, gated_names", [
+    (None, ["sig_gate", "conv_gate"]),  # only a conv reads it: the gate folds into its input rows
+    ("relu", ["conv_gate"]),  # an activation reads it: no gate
+])
+def test_sigmoid_layer_is_gated_only_when_dense_or_conv_layers_read_it(between, gated_names):
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3, activation="sigmoid", name="sig")(inputs)
+    if between:
+        x = keras.layers.Activation(between)(x)
     x = keras.layers.Conv2D(6, 3, activation="relu", name="conv")(x)
     outputs = keras.layers.Dense(2, name="out")(keras.layers.Flatten()(x))
     gated = tfprune.wrap(keras.Model(inputs, outputs), tfprune.Budget(macs=0.9))
-    assert [g.name for g in iter_gates(gated)] == ["conv_gate"]
+    assert [g.name for g in iter_gates(gated)] == gated_names
 
 
 # ------------------------------------------------------------------ the cost

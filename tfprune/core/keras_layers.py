@@ -27,14 +27,22 @@ _register_keras(
     ),
 )
 _register_keras(("EinsumDense",), LayerInfo(None, (KernelSpec("kernel", "out_last", 0, None),)))
-# The four projections; N:M along the model dimension (q/k/v) and key_dim
-# (output). MACs count each projection at the query's positions (exact for
-# self-attention). Per-head channel pruning is not supported yet: pinned.
+# The four projections; N:M along the model dimension (q/k/v) and value_dim
+# (output). Channels are heads: axis 1 of q/k/v `(d_model, heads, dim)`,
+# axis 0 of the output kernel `(heads, value_dim, d_out)`.
 _ATTENTION = tuple(
-    KernelSpec(f"{part}_dense.kernel", "out_last", 1 if part == "output" else 0, None)
+    KernelSpec(f"{part}_dense.kernel", "out_last", 1 if part == "output" else 0, None, 0 if part == "output" else 1)
     for part in ("query", "key", "value", "output")
 )
-_register_keras(("MultiHeadAttention",), LayerInfo(None, _ATTENTION))
+_register_keras(
+    ("MultiHeadAttention",),
+    LayerInfo(
+        "attention",
+        _ATTENTION,
+        heads_arg="num_heads",
+        head_vectors=("query_dense.bias", "key_dense.bias", "value_dense.bias"),
+    ),
+)
 _register_keras(("TimeDistributed",), LayerInfo(None, inner="layer"))
 _register_keras(
     ("Conv1D", "Conv2D", "Conv3D"),

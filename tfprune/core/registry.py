@@ -39,7 +39,13 @@ Roles (how channel `c` of the input relates to the output):
 - `"pass_through"`: keeps channel `c` as channel `c` (dropout, pooling,
   padding, ...);
 - `"merge"` / `"merge_any"`: elementwise merges that are zero when all / any
-  inputs are zero; `"concatenate"`; `"flatten"`; `"reshape"`.
+  inputs are zero; `"concatenate"`; `"flatten"`; `"reshape"`;
+- `"attention"`: dot-product attention whose removable channels are its
+  *heads*. `kernels` are the query, key, value and output projections, in
+  that order, each with `channel_axis` on its head axis; `heads_arg` names
+  the head count and `head_vectors` the per-head biases. The first call input
+  is the query, the second the key/value sequence. The model dimension in and
+  out is pinned.
 
 A layer with no role stops channel analysis (its channels are pinned).
 """
@@ -62,6 +68,7 @@ ROLES = (
     "concatenate",
     "flatten",
     "reshape",
+    "attention",
 )
 LAYOUTS = ("out_last", "out_second_last", "depthwise", "embedding")
 MACS_ON = ("output", "input", None)
@@ -82,6 +89,11 @@ class KernelSpec:
         nm_axis: the input axis that N:M groups run along, or `None` where
             N:M does not apply (the kernel is then left dense).
         bias_attr: the bias zeroed with a pruned channel, or `None`.
+        channel_axis: the axis that indexes one prunable channel, where it is
+            not the output axis: the head axis of an attention projection
+            (`1` for a query kernel `(d_model, heads, key_dim)`, `0` for the
+            output kernel `(heads, value_dim, d_model)`). Channel granularity
+            then masks whole heads.
 
     Example:
 
@@ -95,6 +107,7 @@ class KernelSpec:
     layout: str = "out_last"
     nm_axis: int = -2
     bias_attr: str = None
+    channel_axis: int = None
 
     def __post_init__(self):
         if self.layout not in LAYOUTS:
@@ -107,6 +120,8 @@ class KernelSpec:
 
     def channel_reduce_axes(self, rank):
         """The axes that make up one output channel of a kernel of this rank."""
+        if self.channel_axis is not None:
+            return tuple(a for a in range(rank) if a != self.channel_axis % rank)
         if self.layout in ("out_last", "embedding"):
             return tuple(range(rank - 1))
         if self.layout == "out_second_last":
@@ -159,6 +174,11 @@ class LayerInfo:
             the attribute holding it: the wrapped layer's kernels are pruned
             through the wrapper (`"layer.kernel"`). Its channels are pinned
             (role `None`): unstructured and N:M only.
+        heads_arg: for role `"attention"`, the config argument holding the
+            number of heads (`"num_heads"`), for shrinking.
+        head_vectors: for role `"attention"`, weights with one entry per head
+            on axis 0 (the query/key/value biases `(heads, key_dim)`), sliced
+            with the heads.
     """
 
     role: str = None
@@ -170,6 +190,8 @@ class LayerInfo:
     fully_connected: bool = False
     to_plain: object = None
     inner: str = None
+    heads_arg: str = None
+    head_vectors: tuple = ()
 
     def __post_init__(self):
         if self.role is not None and self.role not in ROLES:
@@ -178,6 +200,13 @@ class LayerInfo:
             raise ValueError(f"LayerInfo: macs_on must be one of {MACS_ON}; got {self.macs_on!r}.")
         if not all(isinstance(k, KernelSpec) for k in self.kernels):
             raise TypeError("LayerInfo: kernels must be a tuple of tfprune.KernelSpec.")
+        if self.role == "attention" and (
+            len(self.kernels) != 4 or any(k.channel_axis is None for k in self.kernels) or not self.heads_arg
+        ):
+            raise ValueError(
+                "LayerInfo(role='attention'): give the query, key, value and output kernels, each "
+                "with `channel_axis` on its head axis, and `heads_arg` (the config argument of the head count)."
+            )
         if self.to_plain is not None and not callable(self.to_plain):
             raise TypeError(f"LayerInfo: to_plain must be callable or None; got {self.to_plain!r}.")
 

@@ -23,6 +23,10 @@ How layers propagate channels (channels are the last axis):
 - *merges*: Add, Subtract, Multiply, Average, Maximum, Minimum join slot `c`
   of every input into one group; Concatenate on the last axis lays the
   inputs' slots side by side (on another axis it joins them like Add).
+- *attention* (MultiHeadAttention): each head is one group of its own (the
+  head's query/key/value columns and output-projection rows); the model
+  dimension it reads and writes is pinned. A head is zero when its output
+  rows are, or its value columns and value bias are.
 - Flatten and Reshape to one dimension repeat the channel slots once per
   spatial position (row-major), so a Dense after them slices its input rows;
   a Reshape that keeps the last axis carries the channels.
@@ -195,6 +199,44 @@ class _Analyzer:
             if bias is not None:
                 zero &= self.close(bias)
         return TensorChannels(ids, zero)
+
+    def attention(self, op, layer, node, infos):
+        info = registry.layer_info(layer)
+        if getattr(layer, "use_gate", False):
+            return "uses a gate projection"
+        if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
+            return "is quantised or has LoRA enabled"
+        n_out = _last_dim(node.outputs[0])
+        if n_out is None:
+            return "has an unknown number of output channels"
+        for x in infos:  # the model dimension is pinned: LayerNorm stops it anyway
+            self.g.observe(x)
+            self.g.pin(x.ids, f"the model dimension of attention layer {op.name!r}")
+        n_heads = int(getattr(layer, info.heads_arg))
+        key = id(op)
+        if key not in self.g.layer_heads:
+            self.g.layer_heads[key] = self.g.fresh(n_heads)
+        self.g.layers[key] = op
+        self.g.layer_role[key] = "attention"
+        heads = self.g.layer_heads[key]
+        zero = np.zeros(n_heads, bool)
+        if self.g.compute_zero:
+            _, _, value, output = info.kernels
+            zero = self._heads_zero(layer, output, n_heads)
+            v_zero = self._heads_zero(layer, value, n_heads)
+            bias = weight_array(layer, info.head_vectors[2]) if len(info.head_vectors) > 2 else None
+            if bias is not None:
+                v_zero &= np.all(self.close(bias.reshape(n_heads, -1)), axis=1)
+            zero |= v_zero
+        # The output projection reads the heads; keep one head at least.
+        self.g.observe(self.g.record(TensorChannels(heads, zero)))
+        out = self.g.fresh(n_out)
+        self.g.pin(out, f"the model dimension of attention layer {op.name!r}")
+        return TensorChannels(out, np.zeros(n_out, bool))
+
+    def _heads_zero(self, layer, spec, n_heads):
+        kernel = np.moveaxis(weight_array(layer, spec.attr), spec.channel_axis, 0)
+        return np.all(self.close(kernel.reshape(n_heads, -1)), axis=1)
 
     def embedding(self, op, layer, node, infos):
         n_out = _last_dim(node.outputs[0])

@@ -9,7 +9,8 @@ Here the channel groups of `tfprune.structure.analyze` rank and prune channels a
   or output touches it) and every layer that produces it is a
   channel-granularity `PruneWrapper`;
 - its importance is the L2 norm of all its member weights (the producers'
-  output slices, the depthwise slices it carries), or, for `scope="global"`,
+  output slices, the depthwise slices it carries, an attention head's
+  query/key/value columns and output rows), or, for `scope="global"`,
   their RMS so that groups of different size compare fairly;
 - the wrappers joined by prunable groups form a *component*; a component prunes
   `round(G * t)` of its `G` prunable groups, where `t` is its wrappers' mean
@@ -41,6 +42,8 @@ def _is_channel_wrapper(layer):
 def _spec_groups(graph, wrapper, spec):
     """Group index of each channel (in `channel_keep` order) of one kernel."""
     base = wrapper.layer
+    if spec.channel_axis is not None and registry.has_role(base, "attention"):
+        return graph.head_groups(wrapper) if id(wrapper) in graph.layers else None
     if spec.layout == "depthwise" and registry.has_role(base, "separable"):
         groups = graph.in_groups(wrapper)
         return None if groups is None else np.repeat(groups, int(base.depth_multiplier))
@@ -53,6 +56,9 @@ def _prunable_groups(graph):
         if graph.layer_role.get(key) == "producer" and not _is_channel_wrapper(
             graph.layers[key]
         ):
+            prunable[graph.group_ids(raw)] = False
+    for key, raw in graph.layer_heads.items():
+        if not _is_channel_wrapper(graph.layers[key]):
             prunable[graph.group_ids(raw)] = False
     return prunable
 

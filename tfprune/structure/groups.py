@@ -38,8 +38,9 @@ class ChannelGroup:
             Conv, ...) reads is exactly zero, or ignored by its kernel.
         members: `(layer, role, channel index)` triples; `role` is `"out"`
             (output channel of a producer), `"in"` (input channel or row of a
-            layer with weights) or `"carry"` (BatchNormalization,
-            DepthwiseConv or PReLU channel).
+            layer with weights), `"carry"` (BatchNormalization,
+            DepthwiseConv or PReLU channel) or `"head"` (one head of an
+            attention layer: its query/key/value columns and output rows).
     """
 
     index: int
@@ -65,7 +66,8 @@ class ChannelGraph:
         self._tensors = []
         self.layer_in = {}  # id(layer) -> raw ids of its input channels
         self.layer_out = {}  # id(layer) -> raw ids of its output channels
-        self.layer_role = {}  # id(layer) -> "producer" | "carry" | "stateless" | "unknown"
+        self.layer_heads = {}  # id(layer) -> raw ids of an attention layer's heads
+        self.layer_role = {}  # id(layer) -> "producer" | "carry" | "attention" | "unknown"
         self.layers = {}  # id(layer) -> layer
         self.reshape_mode = {}
         self.warnings = []
@@ -144,6 +146,11 @@ class ChannelGraph:
         raw = self.layer_in.get(self._key(layer))
         return None if raw is None else self.group_ids(raw)
 
+    def head_groups(self, layer):
+        """Group index of each head of an attention `layer` (or `None`)."""
+        raw = self.layer_heads.get(self._key(layer))
+        return None if raw is None else self.group_ids(raw)
+
     @property
     def num_groups(self):
         return len(self._groups_pinned)
@@ -180,7 +187,7 @@ class ChannelGraph:
         """The list of `ChannelGroup`s (members computed on first access)."""
         if self._groups is None:
             members = [[] for _ in range(self.num_groups)]
-            for table, role_of in ((self.layer_out, "out"), (self.layer_in, "in")):
+            for table, role_of in ((self.layer_out, "out"), (self.layer_in, "in"), (self.layer_heads, "head")):
                 for key, raw in table.items():
                     layer = self.layers[key]
                     role = role_of

@@ -1,8 +1,10 @@
 """Parameters and multiply-accumulates (MACs) per layer, dense and effective.
 
 MACs count the multiply-adds of conv and dense layers for one sample (the
-convention of the papers' tables); normalisation, pooling and activations
-are not counted. *Effective* MACs scale each kernel's MACs by its fraction of
+convention of the papers' tables), and of attention layers: their four
+projections, each at its own sequence length, and the score and
+weighted-sum matmuls; normalisation, pooling and activations are not
+counted. *Effective* MACs scale each kernel's MACs by its fraction of
 nonzero effective weights, which is what a sparse kernel could skip.
 """
 
@@ -42,15 +44,22 @@ def layer_calls(model):
     subclassed model has no graph: its layers (found recursively) count once
     each, with the input shape they were built with.
     """
+    for layer, in_shapes, out_shape in _calls(model):
+        yield layer, in_shapes[0], out_shape
+
+
+def _calls(model):
+    """As `layer_calls`, with the shapes of every input (attention: query, value, ...)."""
     if _keras.functional_of(model) is None:
-        yield from _built_layer_shapes(model)
+        for layer, in_shape, out_shape in _built_layer_shapes(model):
+            yield layer, [in_shape], out_shape
         return
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            yield from layer_calls(layer)
+            yield from _calls(layer)
             continue
-        for x, y in _keras.call_sites(model, layer):
-            yield layer, tuple(x.shape), tuple(y.shape)
+        for xs, y in _keras.call_sites(model, layer, all_inputs=True):
+            yield layer, [tuple(x.shape) for x in xs], tuple(y.shape)
 
 
 def _built_layer_shapes(container):
@@ -94,12 +103,67 @@ def kernel_macs(layer, kernel_size, in_shape, out_shape):
     return kernel_size * _positions(in_shape if macs_on == "input" else out_shape)
 
 
+def attention_macs(layer, in_shapes, out_shape):
+    """MACs of one call of a registered `"attention"` layer, exactly.
+
+    The query projection runs at the query's positions, the key and value
+    projections at the key/value input's (the second input: cross-attention
+    counts right), the output projection at the output's; the score
+    (`Q·Kᵀ`) and weighted-sum matmuls add `heads × Tq × Tk × key_dim` and
+    `heads × Tq × Tk × value_dim`, `Tk` over the attention axes only.
+
+    Args:
+        layer: the attention layer.
+        in_shapes: the shapes of its call inputs (query first, then value).
+        out_shape: its output shape.
+
+    Returns:
+        `([query, key, value, output kernel MACs], attention matmul MACs)`.
+
+    Example:
+
+    ```python
+    kernels, matmuls = attention_macs(mha, [(None, 5, 16), (None, 7, 16)], (None, 5, 16))
+    ```
+    """
+    info = registry.layer_info(layer)
+    shapes = [tuple(v.shape) for v in (registry.weight_variable(layer, s.attr) for s in info.kernels)]
+    q_shape = in_shapes[0]
+    kv_shape = in_shapes[1] if len(in_shapes) > 1 else q_shape
+    tq, tkv, tout = _positions(q_shape), _positions(kv_shape), _positions(out_shape)
+    kernels = [int(np.prod(s)) * t for s, t in zip(shapes, (tq, tkv, tkv, tout))]
+    heads = shapes[0][info.kernels[0].channel_axis]
+    key_dim = int(np.prod(shapes[0])) // (heads * shapes[0][0])
+    value_dim = int(np.prod(shapes[2])) // (heads * shapes[2][0])
+    axes = getattr(layer, "attention_axes", None)  # None: every axis between batch and channels
+    if axes is None:
+        attended = tkv
+    else:
+        axes = [axes] if isinstance(axes, int) else axes
+        attended = int(np.prod([kv_shape[a] or 1 for a in axes]))
+    return kernels, heads * tq * attended * (key_dim + value_dim)
+
+
+def _live_head_fraction(layer, values):
+    """Fraction of an attention layer's heads whose output rows are not all zero."""
+    spec = registry.layer_info(layer).kernels[-1]
+    var = registry.weight_variable(layer, spec.attr)
+    if var is None:
+        return 1.0
+    rows = np.moveaxis(values[id(var)], spec.channel_axis, 0)
+    return float(np.mean(np.any(rows.reshape(rows.shape[0], -1) != 0, axis=1)))
+
+
 def _numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
-def layer_cost(layer, in_shape, out_shape):
-    """The `LayerCost` of one call of `layer` (a plain layer or a wrapper)."""
+def layer_cost(layer, in_shape, out_shape, in_shapes=None):
+    """The `LayerCost` of one call of `layer` (a plain layer or a wrapper).
+
+    `in_shapes`: the shapes of every call input, where the layer has several
+    (attention layers count their key/value projections on the second).
+    """
     inner = base_layer(layer)
     specs = registry.kernel_specs_for(inner) or ()
     if isinstance(layer, PruneWrapper):
@@ -110,12 +174,19 @@ def layer_cost(layer, in_shape, out_shape):
     params = sum(v.size for v in values.values())
     nonzeros = sum(int(np.count_nonzero(v)) for v in values.values())
     prunable = prunable_zeros = macs = effective = 0
-    for spec in specs:
+    per_kernel = None
+    if registry.has_role(inner, "attention"):
+        per_kernel, macs = attention_macs(inner, in_shapes or [in_shape], out_shape)
+        effective = int(round(macs * _live_head_fraction(inner, values)))
+    for i, spec in enumerate(specs):
         var = registry.weight_variable(inner, spec.attr)
         if var is None:
             continue
         kernel = values[id(var)]
-        k_macs = kernel_macs(inner, kernel.size, in_shape, out_shape)
+        if per_kernel is not None:
+            k_macs = per_kernel[i]
+        else:
+            k_macs = kernel_macs(inner, kernel.size, in_shape, out_shape)
         nnz = int(np.count_nonzero(kernel))
         prunable += kernel.size
         prunable_zeros += kernel.size - nnz
@@ -156,10 +227,10 @@ def model_costs(model):
             "or build it with an Input first."
         )
     costs = []
-    for layer, in_shape, out_shape in layer_calls(model):
+    for layer, in_shapes, out_shape in _calls(model):
         if not layer.weights:
             continue
-        costs.append(layer_cost(layer, in_shape, out_shape))
+        costs.append(layer_cost(layer, in_shapes[0], out_shape, in_shapes))
     return costs
 
 
@@ -192,10 +263,13 @@ def kernel_terms(model, graph):
         graph: its `tfprune.structure.analyze` result.
     """
     terms = []
-    for layer, in_shape, out_shape in layer_calls(model):
+    for layer, in_shapes, out_shape in _calls(model):
         inner = base_layer(layer)
         specs = registry.kernel_specs_for(inner)
         if not specs or not layer.weights:
+            continue
+        if registry.has_role(inner, "attention"):
+            terms.extend(_attention_terms(layer, inner, in_shapes, out_shape, graph))
             continue
         in_groups = graph.in_groups(layer) if id(layer) in graph.layers else None
         out_groups = graph.out_groups(layer) if id(layer) in graph.layers else None
@@ -203,12 +277,22 @@ def kernel_terms(model, graph):
             var = registry.weight_variable(inner, spec.attr)
             if var is None:
                 continue
-            macs = int(kernel_macs(inner, int(np.prod(var.shape)), in_shape, out_shape))
+            macs = int(kernel_macs(inner, int(np.prod(var.shape)), in_shapes[0], out_shape))
             if spec.layout == "embedding" or macs == 0:
                 continue
             depthwise = spec.layout == "depthwise"
             terms.append(KernelTerm(inner.name, macs, in_groups, None if depthwise else out_groups))
     return terms
+
+
+def _attention_terms(layer, inner, in_shapes, out_shape, graph):
+    """Terms of an attention call: every kernel and both matmuls scale with the kept heads."""
+    heads = graph.head_groups(layer) if id(layer) in graph.layer_heads else None
+    per_kernel, matmuls = attention_macs(inner, in_shapes, out_shape)
+    q, k, v, o = per_kernel
+    return [KernelTerm(inner.name, m, None, heads) for m in (q, k, v, matmuls)] + [
+        KernelTerm(inner.name, o, heads, None)
+    ]
 
 
 def exact_macs(terms, remove):

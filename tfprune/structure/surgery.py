@@ -6,7 +6,8 @@ groups of the model (`tfprune.structure.analyze`), removes every group that is
 exactly zero, and rebuilds a plain functional model with every affected
 weight sliced: producers' output channels and biases, consumers' input
 channels (Dense rows behind a Flatten included), BatchNormalization
-parameters and statistics, depthwise and separable kernels.
+parameters and statistics, depthwise and separable kernels, and the heads of
+attention layers (a `MultiHeadAttention` with fewer `num_heads`).
 
 **When a group can go.** Inside a group, values only move along the group
 (BN, depthwise, activations, pooling, merges and routing layers compute slot
@@ -25,6 +26,8 @@ producer's kernel ignores it). Zero-ness is propagated from the weights:
   (e.g. `beta_c = mean_c = 0`). `tfprune.hard_prune` on a channel-granularity
   model zeroes `gamma`, `beta` and `mean` of the pruned groups so that this
   holds.
+- an attention head: its output-projection rows are zero, or its value
+  columns and value bias are (the head then adds nothing to the output).
 - elementwise activations keep a zero channel zero when `f(0) = 0`; pooling,
   padding, up-sampling, dropout, Flatten and Reshape keep it zero; Add,
   Average, Maximum, Minimum, Subtract give zero when all inputs are zero,
@@ -45,7 +48,7 @@ import numpy as np
 from tfprune.core import cloning, registry
 from tfprune.core.wrapper import base_layer, plain_model
 from tfprune.structure import analysis
-from tfprune.structure.weights import assign_by_attr, slice_weights
+from tfprune.structure.weights import assign_by_attr, slice_heads, slice_weights
 
 
 def _new_config(layer, n_out, reshape_mode, out_shape):
@@ -96,8 +99,11 @@ class _Shrinker:
                 out_shape = int(np.prod(new_in.shape[1:]))
             else:
                 out_shape = int(new_in.shape[-1])
+        heads = self.keep(self.graph.layer_heads.get(key))
         try:
             config = _new_config(op, n_out, mode, out_shape)
+            if heads is not None:
+                config[registry.layer_info(base).heads_arg] = len(heads)
             config["name"] = self.rebuild.unique_name(base.name)
             new, initializers = cloning.new_layer(base, config)
             self.initializers.append((new, initializers))
@@ -114,6 +120,8 @@ class _Shrinker:
             return base
         if role in ("producer", "carry"):
             weights = slice_weights(op, in_keep, out_keep)
+        elif heads is not None:
+            weights = slice_heads(op, heads)
         else:
             weights = None
         self.pending_weights.append((base, new, weights))
@@ -185,16 +193,18 @@ def removed_channels(model, atol=0.0):
 
     Returns:
         `{layer name: (channels before, channels after)}` for the layers
-        whose output channels change.
+        whose output channels change; an attention layer's heads appear as
+        `"<name>.heads": (heads before, heads after)`.
     """
     graph = analysis.analyze(plain_model(model), atol=atol)
     remove = graph.removable()
     result = {}
-    for key, raw in graph.layer_out.items():
-        groups = graph.group_ids(raw)
-        kept = int((~remove[groups]).sum())
-        if kept != len(groups):
-            result[graph.layers[key].name] = (len(groups), kept)
+    for table, suffix in ((graph.layer_out, ""), (graph.layer_heads, ".heads")):
+        for key, raw in table.items():
+            groups = graph.group_ids(raw)
+            kept = int((~remove[groups]).sum())
+            if kept != len(groups):
+                result[graph.layers[key].name + suffix] = (len(groups), kept)
     return result
 
 

@@ -70,6 +70,59 @@ def slice_weights(layer, in_keep, out_keep):
     return out
 
 
+def slice_heads(layer, keep):
+    """`{attr: sliced array}`: an attention layer's weights with heads `keep` only.
+
+    Every kernel is sliced on its `channel_axis` (the head axis) and every
+    `head_vectors` entry on axis 0; the output bias is untouched.
+
+    Args:
+        layer: a registered `"attention"` layer (or a `PruneWrapper` around one).
+        keep: indices of the heads to keep.
+
+    Example:
+
+    ```python
+    sliced = slice_heads(mha, np.array([0, 2]))
+    sliced["output_dense.kernel"].shape      # (2, value_dim, d_model)
+    ```
+    """
+    base = base_layer(layer)
+    info = registry.layer_info(base)
+    out = {}
+    for spec in info.kernels:
+        out[spec.attr] = np.take(weight_array(base, spec.attr), keep, axis=spec.channel_axis)
+    for attr in info.head_vectors:
+        value = weight_array(base, attr)
+        if value is not None:
+            out[attr] = value[keep]
+    return out
+
+
+def scale_heads(layer, scale):
+    """`{attr: array}`: an attention layer's value projection with head `h` times `scale[h]`.
+
+    Head `h`'s weighted sum of values, and so its share of the output, then
+    scales by `scale[h]` (the value kernel and the value bias, the third
+    `head_vectors` entry, are scaled on the head axis).
+
+    Args:
+        layer: a registered `"attention"` layer (or a `PruneWrapper` around one).
+        scale: one factor per head (NumPy array).
+    """
+    base = base_layer(layer)
+    info = registry.layer_info(base)
+    spec = info.kernels[2]
+    kernel = weight_array(base, spec.attr)
+    shape = [1] * kernel.ndim
+    shape[spec.channel_axis] = -1
+    out = {spec.attr: kernel * scale.reshape(shape)}
+    bias = weight_array(base, info.head_vectors[2]) if len(info.head_vectors) > 2 else None
+    if bias is not None:
+        out[info.head_vectors[2]] = bias * scale.reshape((-1,) + (1,) * (bias.ndim - 1))
+    return out
+
+
 def scale_outputs(layer, scale):
     """`{attr: array}`: `layer`'s weights with output channel `c` times `scale[c]`.
 
@@ -100,6 +153,23 @@ def scale_outputs(layer, scale):
         value = weight_array(base, attr)
         if value is not None:
             out[attr] = value * scale
+    return out
+
+
+def scale_inputs(layer, scale, values=None):
+    """`{attr: array}`: a producer's kernel with input channel (row) `r` times `scale[r]`.
+
+    Args:
+        layer: a registered producer (Dense, Conv, ConvTranspose).
+        scale: one factor per input channel or Dense row (NumPy array).
+        values: `{attr: array}` to start from (e.g. from `scale_outputs`);
+            other weights are read from the layer.
+    """
+    base = base_layer(layer)
+    spec = registry.layer_info(base).kernels[0]
+    out = dict(values or {})
+    kernel = out[spec.attr] if spec.attr in out else weight_array(base, spec.attr)
+    out[spec.attr] = spec.to_in_out(spec.to_in_out(kernel) * scale[:, None])
     return out
 
 

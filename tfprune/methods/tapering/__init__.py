@@ -8,7 +8,7 @@ Channel pruning to a MAC budget (our formulation of Kruglov, arXiv
    with a `ChannelGate` after every layer that produces the values of a
    removable channel group (after the BatchNormalization when a layer feeds
    only a BN). A residual group gets one gate layer, shared by all its
-   producers.
+   producers; an attention layer's heads get a `HeadGate` around the layer.
 2. `GateCost(model)` is the MAC count `C(g)` of the gated model as a
    differentiable function of the effective gates: every conv/dense kernel
    contributes `MACs × (mean gate of its input channels) × (mean gate of its
@@ -36,12 +36,14 @@ from tfprune.methods.tapering.cost import GateCost
 from tfprune.methods.tapering.finalize import choose_closed, finalize
 from tfprune.methods.tapering.gates import ChannelGate, UnitInterval, iter_gates
 from tfprune.methods.tapering.gating import Budget, insert_gates
+from tfprune.methods.tapering.head_gates import HeadGate
 
 __all__ = [
     "Budget",
     "BudgetTapering",
     "ChannelGate",
     "GateCost",
+    "HeadGate",
     "UnitInterval",
     "choose_closed",
     "finalize",

@@ -12,6 +12,7 @@ from keras import ops
 
 from tfprune import _keras
 from tfprune.methods.tapering.gates import iter_gates
+from tfprune.methods.tapering.head_gates import HeadGate
 from tfprune.methods.tapering.plan import check_plain, plan
 from tfprune.structure import analysis
 from tfprune.structure.macs import exact_macs, kernel_terms
@@ -72,8 +73,10 @@ class GateCost:
         self.gate_groups = []
         offset = 1
         for gate in self.gates:
-            site = gate_site(gate)
-            groups = self.graph.out_groups(site)
+            if isinstance(gate, HeadGate):
+                groups = self.graph.head_groups(gate)
+            else:
+                groups = self.graph.out_groups(gate_site(gate))
             if groups is None or len(groups) != gate.units:
                 raise ValueError(
                     f"GateCost: ChannelGate {gate.name!r} does not follow a layer "

@@ -14,10 +14,11 @@ from tfprune.core import cloning
 from tfprune.methods.tapering.cost import GateCost, IncrementalMacs, gate_site
 from tfprune.methods.tapering.gates import TARGET_STATE, ChannelGate, iter_gates
 from tfprune.methods.tapering.gating import as_fraction
-from tfprune.methods.tapering.plan import check_plain
+from tfprune.methods.tapering.head_gates import HeadGate
+from tfprune.methods.tapering.plan import check_plain, plan
 from tfprune.structure import analysis
 from tfprune.structure.macs import exact_macs, kernel_terms
-from tfprune.structure.weights import assign_by_attr, scale_outputs
+from tfprune.structure.weights import assign_by_attr, scale_heads, scale_inputs, scale_outputs
 
 
 def _target_of(model, budget):
@@ -84,7 +85,9 @@ def finalize(model, budget=None, threshold=1e-3):
     The closed channels' producing weights (kernel slice and bias, or BN
     `gamma` and `beta`) become exactly zero and each open gate `ĝ_c` is
     multiplied into the layer before it (BN `gamma`/`beta`, or the kernel
-    slice and bias of a linear/relu layer), so the result computes what the
+    slice and bias of a linear/relu layer) or, after a layer with another
+    activation (GELU), into the input rows of the Dense/Conv layers reading
+    it (closed channels: zero rows), so the result computes what the
     gated model computes with the closed gates set to 0. It has no
     `ChannelGate` left; `tfprune.shrink` then removes the closed channels and
     `tfprune.summary(shrunk).total_macs <= budget × dense MACs` (checked here).
@@ -114,22 +117,40 @@ def finalize(model, budget=None, threshold=1e-3):
     cost = GateCost(model)
     remove = choose_closed(cost, target, threshold)
     scale_of = {}  # id(site layer) -> scale per output channel
+    folds = plan(model).fold_into  # id(site) -> the readers a gate after it folds into
+    group_scale = np.ones(cost.graph.num_groups)
+    readers = {}
     for gate, values, groups in zip(cost.gates, cost.effective_values(), cost.gate_groups):
         scale = np.where(remove[groups], 0.0, values)
-        for call in range(len(_keras.inbound_nodes(gate))):
-            scale_of[id(gate_site(gate, call))] = scale
+        if isinstance(gate, HeadGate):  # folds into the wrapped layer's value projection
+            scale_of[id(gate)] = scale
+            continue
+        sites = [id(gate_site(gate, call)) for call in range(len(_keras.inbound_nodes(gate)))]
+        if any(site in folds for site in sites):  # folds into the readers' input rows
+            group_scale[groups] = scale
+            readers.update((id(r), r) for site in sites for r in folds.get(site, ()))
+            continue
+        for site in sites:
+            scale_of[site] = scale
+    row_scale_of = {key: group_scale[cost.graph.in_groups(r)] for key, r in readers.items()}
     rebuild = cloning.Rebuild(model, "tfprune.tapering.finalize")
     clones = {}
 
     def visit(op, node, values):
+        if isinstance(op, HeadGate):
+            if id(op) not in clones:
+                scaled = scale_heads(op.layer, scale_of[id(op)].astype(np.float64))
+                clones[id(op)] = cloning.clone_layer(op.layer, assign_by_attr(op.layer, scaled))
+            return rebuild.call(clones[id(op)], node, values)
         if isinstance(op, ChannelGate):
             return keras.tree.flatten(_keras.node_first_argument(node, values))
         if id(op) not in clones:
-            weights = None
+            scaled = {}
             if id(op) in scale_of:
                 scaled = scale_outputs(op, scale_of[id(op)].astype(np.float64))
-                weights = assign_by_attr(op, scaled)
-            clones[id(op)] = cloning.clone_layer(op, weights)
+            if id(op) in row_scale_of:
+                scaled = scale_inputs(op, row_scale_of[id(op)].astype(np.float64), scaled)
+            clones[id(op)] = cloning.clone_layer(op, assign_by_attr(op, scaled) if scaled else None)
         return rebuild.call(clones[id(op)], node, values)
 
     plain = rebuild.run(visit)

@@ -13,6 +13,7 @@ from tfprune.core import cloning
 from tfprune.core.spec import PruningSpec
 from tfprune.methods.tapering.cost import GateCost
 from tfprune.methods.tapering.gates import TARGET_STATE, ChannelGate, iter_gates
+from tfprune.methods.tapering.head_gates import HeadGate
 from tfprune.methods.tapering.plan import check_plain, plan
 
 
@@ -101,7 +102,9 @@ def insert_gates(model, budget):
     BatchNormalization when a convolution feeds only a BN, else after the
     convolution/dense/depthwise layer itself (its activation must be linear
     or relu so that the gate can later be folded into it). A residual group
-    gets one gate layer called after each of its producers. Groups that are
+    gets one gate layer called after each of its producers. An attention
+    layer's heads get a `HeadGate` wrapping the layer (one gate per head, on
+    the value projection). Groups that are
     pinned (model inputs/outputs, layers tfprune cannot trace, grouped
     convolutions) or cannot be gated stay as they are.
 
@@ -147,14 +150,20 @@ def insert_gates(model, budget):
             lr_multiplier=multiplier, name=rebuild.unique_name(f"{sites.site_names[key]}_gate")
         )
         for key in sites.keys
+        if key not in sites.head_keys
     }
     clones = {}
 
     def visit(op, node, values):
         if id(op) not in clones:
             clones[id(op)] = cloning.clone_layer(op)
-        outputs = rebuild.call(clones[id(op)], node, values)
         key = sites.sites.get((id(op), id(node)))
+        if key in sites.head_keys and key in sites.keys:  # attention heads: gate inside the layer
+            if key not in gates:
+                name = rebuild.unique_name(f"{sites.site_names[key]}_heads_gate")
+                gates[key] = HeadGate(clones[id(op)], lr_multiplier=multiplier, name=name)
+            return rebuild.call(gates[key], node, values)
+        outputs = rebuild.call(clones[id(op)], node, values)
         if key in gates:
             outputs = [gates[key](outputs[0])]
         return outputs

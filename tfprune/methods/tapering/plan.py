@@ -4,7 +4,9 @@
 chooses, for every group that can be gated, the layer after which its gate
 goes (after the BatchNormalization when a layer feeds only a BN, else after
 the producing layer, whose activation must be linear or relu so that the gate
-folds into it later). Groups that cannot be gated are listed with the reason.
+folds into it later, or else read only by Dense/Conv layers, whose input rows
+the gate folds into; the heads of an attention layer get a `HeadGate` around
+the layer). Groups that cannot be gated are listed with the reason.
 """
 
 import collections
@@ -47,6 +49,8 @@ class Plan:
     keys: list  # live keys, in graph order
     site_names: dict  # key -> name of the first site layer
     excluded: dict  # group -> reason it is not gated
+    head_keys: set = dataclasses.field(default_factory=set)  # keys gated by a HeadGate
+    fold_into: dict = dataclasses.field(default_factory=dict)  # id(site) -> readers the gate folds into
 
 
 def plan(model):
@@ -71,9 +75,35 @@ def plan(model):
             graph.layer_role.get(id(op)) == "carry"
         )
 
-    sites, excluded, order = {}, {}, []
+    def linear_readers(token):
+        """The Dense/Conv layers that read `token` through pass-through layers
+        only (dropout, pooling, Flatten; gates), or `None` if anything else does."""
+        found, stack = [], [token]
+        while stack:
+            users = consumers[id(stack.pop())]
+            if not users:
+                return None  # a model output
+            for op, _, ins, outs in users:
+                base = base_layer(op)
+                if len(ins) != 1:
+                    return None
+                if registry.has_role(base, "producer") and graph.layer_role.get(id(op)) == "producer":
+                    found.append(op)
+                elif registry.has_role(base, "pass_through", "flatten", "reshape"):
+                    stack.extend(outs)
+                else:
+                    return None
+        return found
+
+    sites, excluded, order, head_keys, fold_into = {}, {}, [], set(), {}
     for op, node, ins, outs in records:
         role = graph.layer_role.get(id(op))
+        if role == "attention":  # a HeadGate wraps the layer: one gate per head
+            key = tuple(graph.head_groups(op).tolist())
+            sites[(id(op), id(node))] = key
+            head_keys.add(key)
+            order.append((key, op.name))
+            continue
         if role not in ("producer", "carry"):
             continue
         base = base_layer(op)
@@ -94,13 +124,19 @@ def plan(model):
                 continue  # the BatchNormalization after it is the site
             activation = _activation_name(base)
             if activation not in HOMOGENEOUS_ACTIVATIONS:
-                for g in groups.tolist():
-                    excluded.setdefault(
-                        g,
-                        f"layer {name!r} has activation {activation!r}, which a gate "
-                        "cannot be folded through (linear or relu, or a BatchNormalization after it)",
-                    )
-                continue
+                # The gate cannot fold into this layer; it folds into the input
+                # rows of the Dense/Conv layers reading it (an FFN's GELU), if only they do.
+                readers = linear_readers(outs[0]) if id(op) not in fold_into else None
+                if not readers:
+                    for g in groups.tolist():
+                        excluded.setdefault(
+                            g,
+                            f"layer {name!r} has activation {activation!r}, which a gate cannot be "
+                            "folded through (linear or relu, a BatchNormalization after it, or only "
+                            "Dense/Conv layers reading it)",
+                        )
+                    continue
+                fold_into[id(op)] = readers
         else:
             if role == "producer":  # Embedding
                 for g in groups.tolist():
@@ -144,4 +180,4 @@ def plan(model):
                     excluded.setdefault(
                         g, f"shares a gate (after {site_names[key]!r}) with channels that cannot be gated"
                     )
-    return Plan(graph, records, sites, live, site_names, excluded)
+    return Plan(graph, records, sites, live, site_names, excluded, head_keys, fold_into)
