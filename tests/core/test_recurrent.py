@@ -124,3 +124,19 @@ def test_macs_count_both_kernels_once_per_timestep():
         costs = {c.name: c for c in tfprune.summary(model).rows}
         rnn_macs = cells * STEPS * (FEATURES + UNITS) * gates * UNITS
         assert costs["rnn"].macs == rnn_macs, make_rnn.__name__
+
+
+@pytest.mark.parametrize(
+    "cls, shape",
+    [(keras.layers.ConvLSTM2D, (3, 5, 5, 2)), (keras.layers.ConvLSTM3D, (2, 3, 3, 3, 2))],
+    ids=["2d", "3d"],
+)
+def test_conv_lstm_kernels_are_found_and_counted(cls, shape):
+    inputs = keras.Input(shape)
+    model = keras.Model(inputs, cls(4, 3, padding="same", name="rnn")(inputs))
+    layer = model.get_layer("rnn")
+    sizes = [registry.weight_variable(layer, spec.attr).shape for spec in registry.kernel_specs_for(layer)]
+    assert [s[-2:] for s in sizes] == [(2, 16), (4, 16)]  # (in, 4 gates x filters), (filters, 4 x filters)
+    positions = int(np.prod(shape[:-1]))  # timesteps x spatial positions of the input
+    kernel_size = sum(int(np.prod(s)) for s in sizes)
+    assert {c.name: c.macs for c in tfprune.summary(model).rows}["rnn"] == positions * kernel_size

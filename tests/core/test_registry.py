@@ -73,6 +73,11 @@ def test_unregistered_layer_excluded_or_named_is_not_silent():
         tfprune.wrap(_model(), tfprune.Sparsity(0.5, include=["custom1"]))
     with pytest.raises(ValueError, match=r"'custom1' \(PlainDense\).*drop its class from Sparsity\(include"):
         tfprune.wrap(_model(), tfprune.Sparsity(0.5, include=[PlainDense]))
+    inputs = keras.Input((3, 6))
+    x = keras.layers.TimeDistributed(PlainDense(4), name="td")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(x))
+    with pytest.warns(UserWarning, match=r"'td' \(TimeDistributed\) wraps layers \(layer\) that tfprune cannot"):
+        tfprune.wrap(model, tfprune.Sparsity(0.5))
 
 
 def test_registered_layer_wraps_prunes_counts_and_shrinks(registered):
