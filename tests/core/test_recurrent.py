@@ -140,3 +140,16 @@ def test_conv_lstm_kernels_are_found_and_counted(cls, shape):
     positions = int(np.prod(shape[:-1]))  # timesteps x spatial positions of the input
     kernel_size = sum(int(np.prod(s)) for s in sizes)
     assert {c.name: c.macs for c in tfprune.summary(model).rows}["rnn"] == positions * kernel_size
+
+
+def test_wrapped_and_stripped_bidirectional_save_and_load(tmp_path):
+    wrapped = tfprune.wrap(_model(_bidirectional), tfprune.Sparsity(0.5))
+    tfprune.hard_prune(wrapped)
+    x, _ = _data(2)
+    wrapped.save(tmp_path / "wrapped.keras")
+    again = keras.saving.load_model(tmp_path / "wrapped.keras")
+    np.testing.assert_allclose(to_numpy(again(x)), to_numpy(wrapped(x)), rtol=1e-6, atol=1e-6)
+    tfprune.strip(wrapped).save(tmp_path / "plain.keras")
+    plain = keras.saving.load_model(tmp_path / "plain.keras", safe_mode=True)
+    assert type(plain.get_layer("rnn")) is keras.layers.Bidirectional
+    np.testing.assert_allclose(to_numpy(plain(x)), to_numpy(wrapped(x)), rtol=1e-5, atol=1e-6)
