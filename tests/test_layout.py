@@ -111,3 +111,93 @@ def test_public_api_is_functions_and_classes():
     # Subpackages Python binds on import (core, methods, ...) are fine too;
     # the documented namespaces must all be there.
     assert namespaces <= modules
+
+
+# Facts about Keras layer classes live in the layer registry. These modules
+# may test classes or read per-layer attributes; everything else asks the
+# registry (`has_role`, `channel_multiplier`, `is_elementwise`, ...).
+LAYER_FACTS_ALLOWED = {
+    "core/registry.py": "the registry's API",
+    "core/keras_layers.py": "Keras' own entries",
+    # Model builders: they make layers (and may look at what they made); they
+    # know no pruning (import contract `zoo`), so they cannot ask the registry.
+    "models/": "the model zoo",
+    # Defines its own layer classes (subclasses of Dense/Conv2D/DepthwiseConv2D)
+    # and reads its own attributes, such as `depth_multiplier`, to convert them.
+    "methods/hyperspherical/layers.py": "defines the hyperspherical layers",
+}
+# Single tests that are mechanics, not facts pruning reads: a Lambda copy
+# keeps its Python function instead of deserialising it (safe mode stays on).
+LAYER_FACT_EXCEPTIONS = {("core/cloning.py", "comparison with keras.layers.Lambda")}
+# Per-layer facts read as attributes: the registry's `multiplier` field says it.
+LAYER_FACT_ATTRIBUTES = ("depth_multiplier",)
+# Base classes, not layer kinds: testing them is structure, not a layer fact.
+GENERIC_LAYER_CLASSES = ("Layer", "Wrapper", "InputLayer")
+
+
+def _keras_layer_class(node):
+    """`keras.layers.Name` (capitalised) anywhere in an expression, or None."""
+    for sub in ast.walk(node):
+        if (
+            isinstance(sub, ast.Attribute)
+            and sub.attr[:1].isupper()
+            and sub.attr not in GENERIC_LAYER_CLASSES
+            and isinstance(sub.value, ast.Attribute)
+            and sub.value.attr == "layers"
+            and isinstance(sub.value.value, ast.Name)
+            and sub.value.value.id == "keras"
+        ):
+            return f"keras.layers.{sub.attr}"
+    return None
+
+
+def layer_fact_offences(source):
+    """`(line, what)` for each class test of a Keras layer and per-layer attribute read in `source`."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id in ("isinstance", "issubclass") and len(node.args) == 2:
+                name = _keras_layer_class(node.args[1])
+                if name:
+                    found.append((node.lineno, f"{node.func.id}(..., {name})"))
+            if node.func.id in ("getattr", "hasattr") and len(node.args) >= 2:
+                arg = node.args[1]
+                if isinstance(arg, ast.Constant) and arg.value in LAYER_FACT_ATTRIBUTES:
+                    found.append((node.lineno, f"{node.func.id}(..., {arg.value!r})"))
+        elif isinstance(node, ast.Compare) and any(
+            isinstance(op, (ast.Is, ast.IsNot, ast.Eq, ast.NotEq, ast.In, ast.NotIn)) for op in node.ops
+        ):
+            name = _keras_layer_class(node)
+            if name:
+                found.append((node.lineno, f"comparison with {name}"))
+        elif isinstance(node, ast.Attribute) and node.attr in LAYER_FACT_ATTRIBUTES:
+            found.append((node.lineno, f".{node.attr}"))
+    return found
+
+
+def test_layer_fact_check_catches_class_tests():
+    source = (
+        "isinstance(x, keras.layers.BatchNormalization)\n"
+        "type(x) is keras.layers.Softmax\n"
+        "issubclass(c, (keras.layers.Dense, keras.layers.Conv2D))\n"
+        "m = layer.depth_multiplier\n"
+        "m = getattr(layer, 'depth_multiplier', 1)\n"
+        "y = keras.layers.Dense(3)(x)\n"  # building a layer is fine
+        "isinstance(x, keras.layers.Layer) or isinstance(x, keras.Model)\n"
+    )
+    assert sorted({line for line, _ in layer_fact_offences(source)}) == [1, 2, 3, 4, 5]
+
+
+def test_layer_facts_only_in_the_registry():
+    offenders = []
+    for path in MODULES:
+        relative = _relative(path)
+        if any(relative.startswith(prefix) for prefix in LAYER_FACTS_ALLOWED):
+            continue
+        for line, what in layer_fact_offences(path.read_text()):
+            if (relative, what) not in LAYER_FACT_EXCEPTIONS:
+                offenders.append(f"{relative}:{line}: {what}")
+    assert not offenders, (
+        "facts about Keras layer classes outside the layer registry (ask tfprune.core.registry, "
+        "or add a LayerInfo field in core/keras_layers.py):\n" + "\n".join(offenders)
+    )

@@ -194,9 +194,13 @@ def test_wrap_passes_rnns_and_masking_through():
     x = keras.layers.LSTM(8, name="lstm")(x)
     model = keras.Model(inputs, keras.layers.Dense(2, name="out")(x))
     wrapped = tfprune.wrap(model, tfprune.Sparsity(0.5))
-    assert not isinstance(wrapped.get_layer("lstm"), PruneWrapper)
+    assert isinstance(wrapped.get_layer("lstm"), PruneWrapper)  # its kernels prune (tests/core/test_recurrent.py)
     tokens = np.array([[1, 2, 3, 0, 0], [4, 5, 0, 0, 0]])
+    # Masks all ones: the same outputs, so the padding mask reaches the wrapped LSTM.
     np.testing.assert_allclose(to_numpy(wrapped(tokens)), to_numpy(model(tokens)), atol=1e-6)
+    embedded = to_numpy(model.get_layer("embed")(tokens))  # a NumPy array carries no mask
+    unmasked = model.get_layer("out")(model.get_layer("lstm")(embedded))
+    assert not np.allclose(to_numpy(unmasked), to_numpy(model(tokens)), atol=1e-4)  # the mask matters here
 
 
 @pytest.mark.slow  # 1-2.5 min each on 2 cores

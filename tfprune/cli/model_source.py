@@ -17,10 +17,9 @@ import dataclasses
 import inspect
 import os
 
-import keras
-
 from tfprune import exporting, models
 from tfprune.cli.args import UsageError, parse_shape
+from tfprune.core import registry
 from tfprune.core.wrapper import is_wrapped
 from tfprune.methods.tapering.gates import iter_gates
 
@@ -142,7 +141,7 @@ def build_model(source, input_shape, num_classes):
 def from_logits(model):
     """False when the model's last layer ends in a softmax (probabilities), else True (logits)."""
     last = model.layers[-1]
-    if isinstance(last, keras.layers.Softmax):
-        return False
+    if registry.has_role(last, "activation") and not registry.is_elementwise(last):
+        return False  # a Softmax layer
     activation = getattr(last, "activation", None)
     return getattr(activation, "__name__", None) != "softmax"

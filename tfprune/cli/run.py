@@ -28,7 +28,7 @@ from tfprune.cli.args import UsageError, check_numbers, check_out, prune_parser
 from tfprune.cli.config import write_config
 from tfprune.cli.data_source import check_available, describe_data, load_data, steps_of
 from tfprune.cli.model_source import build_model, describe_model, from_logits
-from tfprune.core import disk
+from tfprune.core import disk, registry
 from tfprune.core.wrapper import model_sparsity, wrappers_of
 from tfprune.exporting import tempdirs
 from tfprune.report import plotting
@@ -94,7 +94,7 @@ def _accuracy(model, dataset):
 
 
 def _recalibrate(model, train, steps):
-    if any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers):
+    if any(registry.has_role(layer, "batch_norm") for layer in model.layers):
         tfprune.recalibrate_batch_norms(model, train, steps=min(steps, 20), verbose=0)
 
 

@@ -8,8 +8,9 @@ through the same public `register_layer`.
 """
 
 import keras
+import numpy as np
 
-from tfprune.core.registry import KernelSpec, LayerInfo, register_layer
+from tfprune.core.registry import KernelSpec, LayerInfo, mixes_channels, register_layer
 
 
 def _register_keras(names, info):
@@ -44,6 +45,21 @@ _register_keras(
     ),
 )
 _register_keras(("TimeDistributed",), LayerInfo(None, inner="layer"))
+# Recurrent layers keep their weights on `layer.cell`: the input kernel
+# (in, gates*units) and the recurrent kernel (units, gates*units); N:M and
+# blocks run along the input axis of each, as for Dense. Gate columns are not
+# channels (the units' outputs mix all four gates): pinned. MACs: each kernel
+# once per timestep, i.e. at the input's positions (approximate: the gates'
+# elementwise work is not counted; ConvLSTM's positions are the input's).
+_RECURRENT = (
+    KernelSpec("cell.kernel", "out_last", -2, None),
+    KernelSpec("cell.recurrent_kernel", "out_last", -2, None),
+)
+_register_keras(
+    ("SimpleRNN", "LSTM", "GRU", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"),
+    LayerInfo(None, _RECURRENT, macs_on="input"),
+)
+_register_keras(("Bidirectional",), LayerInfo(None, inner=("forward_layer", "backward_layer"), macs_on="input"))
 _register_keras(
     ("Conv1D", "Conv2D", "Conv3D"),
     LayerInfo("producer", (KernelSpec("kernel", "out_last", -2, "bias"),), "filters", _BIAS, foldable=True),
@@ -61,7 +77,14 @@ _register_keras(
 )
 _register_keras(
     ("DepthwiseConv1D", "DepthwiseConv2D"),
-    LayerInfo("depthwise", (KernelSpec("kernel", "depthwise", None, "bias"),), None, _BIAS, foldable=True),
+    LayerInfo(
+        "depthwise",
+        (KernelSpec("kernel", "depthwise", None, "bias"),),
+        None,
+        _BIAS,
+        foldable=True,
+        multiplier="depth_multiplier",
+    ),
 )
 _register_keras(
     ("SeparableConv1D", "SeparableConv2D"),
@@ -74,17 +97,57 @@ _register_keras(
         "filters",
         _BIAS,
         foldable=True,
+        multiplier="depth_multiplier",
     ),
 )
 _register_keras(
     ("Embedding",),
     LayerInfo("embedding", (KernelSpec("embeddings", "embedding", None, None),), "output_dim", macs_on=None),
 )
+
+
+def batch_norm_affine(layer):
+    """`(scale, shift)` of an inference-mode Keras `BatchNormalization`, float64.
+
+    `scale = γ / √(σ² + ε)` and `shift = β − μ · scale` (γ = 1, β = 0 when the
+    layer has no scale or centre). The one place this formula is written.
+
+    Example:
+
+    ```python
+    scale, shift = batch_norm_affine(bn)    # bn(x) == scale * x + shift
+    ```
+    """
+    weights = {v.name: keras.ops.convert_to_numpy(v).astype("float64") for v in layer.weights}
+    mean, var = weights["moving_mean"], weights["moving_variance"]
+    gamma = weights.get("gamma", np.ones_like(mean))
+    beta = weights.get("beta", np.zeros_like(mean))
+    scale = gamma / np.sqrt(var + layer.epsilon)
+    return scale, beta - mean * scale
+
+
 _register_keras(
     ("BatchNormalization",),
-    LayerInfo("batch_norm", channel_vectors=("gamma", "beta", "moving_mean", "moving_variance")),
+    LayerInfo(
+        "batch_norm", channel_vectors=("gamma", "beta", "moving_mean", "moving_variance"), affine=batch_norm_affine
+    ),
 )
-_register_keras(("Activation", "ReLU", "LeakyReLU", "ELU"), LayerInfo("activation"))
+# Normalisation over the channel axis: pinned for channel removal; the
+# residual stream through a transformer's LayerNorm may later couple here.
+# (Their `axis` may be set elsewhere: a coupling must check it.)
+_register_keras(
+    ("LayerNormalization", "GroupNormalization"), LayerInfo("normalization", channel_vectors=("gamma", "beta"))
+)
+_register_keras(("UnitNormalization",), LayerInfo("normalization"))
+
+
+def _activation_is_elementwise(layer):
+    return not mixes_channels(layer.activation)
+
+
+_register_keras(("Activation",), LayerInfo("activation", elementwise=_activation_is_elementwise))
+_register_keras(("ReLU", "LeakyReLU", "ELU"), LayerInfo("activation"))
+_register_keras(("Softmax",), LayerInfo("activation", elementwise=False))
 _register_keras(("PReLU",), LayerInfo("activation", channel_vectors=("alpha",)))
 _register_keras(
     (

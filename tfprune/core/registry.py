@@ -33,9 +33,15 @@ Roles (how channel `c` of the input relates to the output):
   ConvTranspose); `"separable"`: a depthwise then pointwise producer;
   `"embedding"`: indices in, new channels out;
 - `"depthwise"`: channel `c` becomes channels `c*m .. c*m+m-1`;
-- `"batch_norm"`: normalises channel `c` (last axis);
-- `"activation"`: elementwise (softmax excepted); with `channel_vectors` it
-  carries per-channel weights (PReLU);
+- `"batch_norm"`: normalises channel `c` (last axis) with per-channel
+  statistics; its `affine` gives the inference-mode scale and shift;
+- `"normalization"`: normalises over the channel axis (LayerNormalization):
+  every output channel depends on all input channels, so channel analysis
+  stops there, but input channel `c` and output channel `c` still
+  correspond (a coupling that removes the same channels on both sides, such
+  as a transformer's residual stream, may pass through it);
+- `"activation"`: elementwise unless its `elementwise` says otherwise
+  (softmax); with `channel_vectors` it carries per-channel weights (PReLU);
 - `"pass_through"`: keeps channel `c` as channel `c` (dropout, pooling,
   padding, ...);
 - `"merge"` / `"merge_any"`: elementwise merges that are zero when all / any
@@ -61,6 +67,7 @@ ROLES = (
     "depthwise",
     "embedding",
     "batch_norm",
+    "normalization",
     "activation",
     "pass_through",
     "merge",
@@ -170,15 +177,28 @@ class LayerInfo:
             `weights` are in `layer.weights` order. `strip` and
             `from_hyperspherical` use it, so a stripped model needs no
             tfprune to load. `None`: the layer is copied as it is.
-        inner: for a layer that wraps one other layer (`TimeDistributed`),
-            the attribute holding it: the wrapped layer's kernels are pruned
-            through the wrapper (`"layer.kernel"`). Its channels are pinned
-            (role `None`): unstructured and N:M only.
+        inner: for a layer that wraps other layers, the attribute holding
+            the wrapped layer (`"layer"` for `TimeDistributed`) or a tuple of
+            them (`("forward_layer", "backward_layer")` for `Bidirectional`):
+            the wrapped layers' kernels are pruned through the wrapper
+            (`"layer.kernel"`). Its channels are pinned (role `None`):
+            unstructured, N:M and block only.
         heads_arg: for role `"attention"`, the config argument holding the
             number of heads (`"num_heads"`), for shrinking.
         head_vectors: for role `"attention"`, weights with one entry per head
             on axis 0 (the query/key/value biases `(heads, key_dim)`), sliced
             with the heads.
+        multiplier: for roles `"depthwise"` and `"separable"`, how many output
+            channels each input channel becomes: the layer attribute holding
+            it (`"depth_multiplier"`) or a function `layer -> int`; `None`
+            means 1.
+        elementwise: for role `"activation"`, whether each output channel
+            depends only on the same input channel: a bool or a function
+            `layer -> bool` (`Activation("softmax")` and `Softmax` are not).
+        affine: for role `"batch_norm"`, a function `layer -> (scale, shift)`
+            giving the inference-mode map `y = scale * x + shift` per channel
+            as float64 arrays (`batch_norm_affine` for Keras' layer); BN
+            folding and channel analysis use it.
     """
 
     role: str = None
@@ -189,9 +209,12 @@ class LayerInfo:
     foldable: bool = False
     fully_connected: bool = False
     to_plain: object = None
-    inner: str = None
+    inner: object = None
     heads_arg: str = None
     head_vectors: tuple = ()
+    multiplier: object = None
+    elementwise: object = True
+    affine: object = None
 
     def __post_init__(self):
         if self.role is not None and self.role not in ROLES:
@@ -209,6 +232,18 @@ class LayerInfo:
             )
         if self.to_plain is not None and not callable(self.to_plain):
             raise TypeError(f"LayerInfo: to_plain must be callable or None; got {self.to_plain!r}.")
+        if self.affine is not None and not callable(self.affine):
+            raise TypeError(f"LayerInfo: affine must be callable or None; got {self.affine!r}.")
+        inner = (self.inner,) if isinstance(self.inner, str) else self.inner
+        if inner is not None and not (inner and all(isinstance(a, str) for a in inner)):
+            raise TypeError(f"LayerInfo: inner must be an attribute name or a tuple of them; got {self.inner!r}.")
+
+    @property
+    def inner_attrs(self):
+        """`inner` as a tuple of attribute names (empty when there is none)."""
+        if self.inner is None:
+            return ()
+        return (self.inner,) if isinstance(self.inner, str) else tuple(self.inner)
 
     @property
     def output_kernel(self):
@@ -264,25 +299,29 @@ def layer_info(layer, exact=False):
 def kernel_specs_for(layer):
     """The `KernelSpec`s of a layer, or `None` if tfprune cannot prune it.
 
-    For a registered `inner` wrapper (`TimeDistributed`), the wrapped layer's
-    specs with their paths prefixed (`"layer.kernel"`).
+    For a registered `inner` wrapper (`TimeDistributed`, `Bidirectional`),
+    the wrapped layers' specs with their paths prefixed (`"layer.kernel"`,
+    `"forward_layer.cell.kernel"`); `None` unless every wrapped layer prunes.
     """
     info = layer_info(layer)
     if info is None:
         return None
-    if info.inner is not None and not isinstance(layer, type):
-        inner = getattr(layer, info.inner, None)
-        specs = kernel_specs_for(inner) if isinstance(inner, keras.layers.Layer) else None
-        if not specs:
-            return None
-        return tuple(
-            dataclasses.replace(
-                spec,
-                attr=f"{info.inner}.{spec.attr}",
-                bias_attr=f"{info.inner}.{spec.bias_attr}" if spec.bias_attr else None,
-            )
-            for spec in specs
-        )
+    if info.inner_attrs and not isinstance(layer, type):
+        specs = []
+        for attr in info.inner_attrs:
+            inner = getattr(layer, attr, None)
+            inner_specs = kernel_specs_for(inner) if isinstance(inner, keras.layers.Layer) else None
+            if not inner_specs:
+                return None
+            specs += [
+                dataclasses.replace(
+                    spec,
+                    attr=f"{attr}.{spec.attr}",
+                    bias_attr=f"{attr}.{spec.bias_attr}" if spec.bias_attr else None,
+                )
+                for spec in inner_specs
+            ]
+        return tuple(specs)
     return info.kernels or None
 
 
@@ -299,15 +338,16 @@ def has_role(layer, *roles):
 
 def supported_layer_names():
     """The prunable layer classes, by name, for error messages."""
-    return ", ".join(cls.__name__ for cls, info in _REGISTRY.items() if info.kernels or info.inner)
+    return ", ".join(cls.__name__ for cls, info in _REGISTRY.items() if info.kernels or info.inner_attrs)
 
 
 def weight_variable(layer, attr):
-    """The weight variable `attr` of `layer` (or its private `_attr`), or `None`.
+    """The weight variable `attr` of `layer`, or `None`.
 
-    Dense and Embedding expose `kernel`/`embeddings` through properties over
-    `_kernel`/`_embeddings`; this finds the variable either way. A dotted
-    `attr` walks sublayers first (`"query_dense.kernel"`).
+    The attribute is used when it holds a variable; otherwise (Dense's
+    `kernel` is a property that returns a tensor under LoRA or quantisation)
+    the variable of `layer.weights` named `attr` is. A dotted `attr` walks
+    sublayers first (`"query_dense.kernel"`, `"cell.recurrent_kernel"`).
     """
     *path, attr = attr.split(".")
     for part in path:
@@ -315,9 +355,10 @@ def weight_variable(layer, attr):
         if layer is None:
             return None
     value = getattr(layer, attr, None)
-    if not isinstance(value, keras.Variable):
-        value = getattr(layer, "_" + attr, None)
-    return value if isinstance(value, keras.Variable) else None
+    if isinstance(value, keras.Variable):
+        return value
+    own = [w for w in getattr(layer, "weights", ()) if w.name == attr]
+    return own[0] if len(own) == 1 else None
 
 
 def weight_array(layer, attr):
@@ -326,3 +367,41 @@ def weight_array(layer, attr):
     if value is None:
         return None
     return np.asarray(keras.ops.convert_to_numpy(value.value))
+
+
+def channel_multiplier(layer):
+    """Output channels per input channel of a depthwise or separable layer (else 1)."""
+    info = layer_info(layer)
+    if info is None or info.multiplier is None:
+        return 1
+    if callable(info.multiplier):
+        return int(info.multiplier(layer))
+    return int(getattr(layer, info.multiplier))
+
+
+_CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
+
+
+def mixes_channels(activation):
+    """Whether an activation function mixes channels (softmax), so is not elementwise."""
+    return getattr(activation, "__name__", "") in _CHANNEL_MIXING_ACTIVATIONS
+
+
+def is_elementwise(layer):
+    """Whether a registered activation layer maps each channel on its own."""
+    info = layer_info(layer)
+    if info is None or info.role != "activation":
+        return False
+    return bool(info.elementwise(layer) if callable(info.elementwise) else info.elementwise)
+
+
+def channel_affine(layer):
+    """`(scale, shift)` of a `"batch_norm"` layer in inference mode, or `None`.
+
+    Float64 arrays with one entry per channel: the layer computes
+    `scale * x + shift`.
+    """
+    info = layer_info(layer)
+    if info is None or info.role != "batch_norm" or info.affine is None:
+        return None
+    return info.affine(layer)

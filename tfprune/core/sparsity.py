@@ -280,6 +280,7 @@ def wrap_with_specs(model, specs):
     layers = list(_leaf_layers(model))
     for spec in specs:
         _check_spec_names(spec, layers)
+    _check_unprunable(specs, layers)
     wrapped = [[] for _ in specs]
 
     def wrap_layer(layer):
@@ -344,3 +345,31 @@ def _check_spec_names(sparsity, layers):
                 f"tfprune.wrap: the Sparsity spec names {name!r}, which matches "
                 f"no layer. Layers: {sorted(by_name)}."
             )
+
+
+def _check_unprunable(specs, layers):
+    """No silence: a selected layer with weights that tfprune cannot prune is said.
+
+    A layer chosen by class in `include` raises; one chosen by default is a
+    warning. Layers registered without kernels (BatchNormalization, ...) are
+    dense by design and pass quietly, as do layers without trainable weights
+    (`Normalization`'s statistics are no kernel).
+    """
+    for layer in layers:
+        info = registry.layer_info(layer)
+        if not layer.trainable_weights or registry.is_prunable(layer) or (info is not None and not info.inner_attrs):
+            continue
+        selecting = [spec for spec in specs if spec.target_for(layer) is not None]
+        if not selecting:
+            continue
+        cls = type(layer).__name__
+        if info is None:
+            why = f"has trainable weights but no registry entry ({cls} is not a layer tfprune knows)"
+            fix = f"register it with tfprune.register_layer({cls}, tfprune.LayerInfo(kernels=...)) to prune it"
+        else:
+            why = f"wraps layers ({', '.join(info.inner_attrs)}) that tfprune cannot all prune"
+            fix = "register the wrapped layer's class with tfprune.register_layer to prune it"
+        message = f"tfprune.wrap: layer {layer.name!r} ({cls}) {why}; it stays dense. To fix: {fix}"
+        if any(isinstance(p, type) and _matches(layer, p) for spec in selecting for p in spec.include):
+            raise ValueError(f"{message}, or drop its class from Sparsity(include=...).")
+        warnings.warn(f"{message}, or pass exclude=[{layer.name!r}] to silence this.", stacklevel=5)

@@ -57,15 +57,12 @@ from tfprune.core.registry import weight_array
 from tfprune.core.wrapper import base_layer
 from tfprune.structure.groups import ChannelGraph, TensorChannels
 
-_SOFTMAX_NAMES = ("softmax", "log_softmax")
-
 
 def _activation_keeps_zero(activation):
     if activation is None:
         return True
-    name = getattr(activation, "__name__", "")
-    if name in _SOFTMAX_NAMES:
-        return None  # mixes channels
+    if registry.mixes_channels(activation):
+        return None
     value = ops.convert_to_numpy(activation(ops.zeros((1, 1))))
     return bool(np.all(np.asarray(value) == 0))
 
@@ -252,7 +249,7 @@ class _Analyzer:
         if not _channels_last(layer):
             return "uses channels_first"
         info = infos[0]
-        m = int(layer.depth_multiplier)
+        m = registry.channel_multiplier(layer)
         keeps = _activation_keeps_zero(layer.activation)
         if keeps is None:
             return "has a softmax activation"
@@ -291,23 +288,16 @@ class _Analyzer:
         if not self._carry(op, info):
             return "is called on inputs with different channel counts"
         zero = np.zeros(len(info.ids), bool)
-        if self.g.compute_zero:
-            n = len(info.ids)
-            gamma = weight_array(layer, "gamma")
-            beta = weight_array(layer, "beta")
-            gamma = np.ones(n) if gamma is None else gamma.astype(np.float64)
-            beta = np.zeros(n) if beta is None else beta.astype(np.float64)
-            mean = weight_array(layer, "moving_mean").astype(np.float64)
-            var = weight_array(layer, "moving_variance").astype(np.float64)
-            offset = beta - gamma * mean / np.sqrt(var + layer.epsilon)
-            zero = (self.close(gamma) & self.close(beta)) | (info.zero & self.close(offset))
+        affine = registry.channel_affine(layer) if self.g.compute_zero else None
+        if affine is not None:  # y = scale * x + shift: zero if both are, or x is and shift is
+            scale, shift = affine
+            zero = (self.close(scale) & self.close(shift)) | (info.zero & self.close(shift))
         return TensorChannels(info.ids, zero)
 
     def activation(self, op, layer, node, infos):
         info = infos[0]
-        if isinstance(layer, keras.layers.Activation):
-            if _activation_keeps_zero(layer.activation) is None:
-                return "applies softmax, which mixes channels"
+        if not registry.is_elementwise(layer):
+            return "applies softmax, which mixes channels"
         if registry.layer_info(layer).channel_vectors:  # PReLU: per-channel weights
             if not self._carry(op, info):
                 return "is called on inputs with different channel counts"
@@ -321,6 +311,9 @@ class _Analyzer:
                 keeps = np.zeros(len(info.ids), bool)
             zero = info.zero & keeps
         return TensorChannels(info.ids, zero)
+
+    def normalization(self, op, layer, node, infos):
+        return "normalises over the channel axis, so every channel depends on all of them"
 
     def pass_through(self, op, layer, node, infos):
         if not _channels_last(layer):

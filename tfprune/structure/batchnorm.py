@@ -46,7 +46,8 @@ from tfprune.structure.weights import assign_by_attr, scale_outputs
 
 
 def _is_last_axis_bn(bn):
-    if type(bn) is not keras.layers.BatchNormalization or not bn.built:
+    info = registry.layer_info(bn)
+    if info is None or info.role != "batch_norm" or info.affine is None or not bn.built:
         return False
     rank = len(_keras.node_inputs(_keras.inbound_nodes(bn)[0])[0].shape)
     return bn.axis in (-1, rank - 1)
@@ -83,20 +84,11 @@ def _pairs(model):
     """{id(producer): bn} for every foldable pair, nested models included."""
     pairs = {}
     for layer in _keras.sublayers(model, recursive=True):
-        if isinstance(layer, keras.layers.BatchNormalization):
+        if registry.has_role(layer, "batch_norm"):
             producer = _producer(layer)
             if producer is not None:
                 pairs[id(producer)] = layer
     return pairs
-
-
-def _bn_affine(bn, channels):
-    """Per-channel scale and shift of an inference-mode BatchNormalization."""
-    w = {v.path.split("/")[-1]: keras.ops.convert_to_numpy(v).astype("float64") for v in bn.weights}
-    gamma = w.get("gamma", np.ones(channels))
-    beta = w.get("beta", np.zeros(channels))
-    scale = gamma / np.sqrt(w["moving_variance"] + bn.epsilon)
-    return scale, beta - w["moving_mean"] * scale
 
 
 def _folded_weights(layer, bn):
@@ -106,7 +98,7 @@ def _folded_weights(layer, bn):
     channels = kernel.shape[-2] * kernel.shape[-1] if spec.layout == "depthwise" else None
     if channels is None:
         channels = spec.to_in_out(kernel).shape[-1]
-    scale, shift = _bn_affine(bn, channels)
+    scale, shift = registry.channel_affine(bn)
     bias = registry.weight_array(layer, "bias")
     bias = np.zeros(channels) if bias is None else bias.astype("float64")
     scaled = scale_outputs(layer, scale)
@@ -227,7 +219,7 @@ def recalibrate_batch_norms(model, data, steps=None, batch_size=64, verbose=1):
     bns = [
         layer
         for layer in _keras.sublayers(model, recursive=True)
-        if isinstance(layer, keras.layers.BatchNormalization) and layer.built
+        if registry.has_role(layer, "batch_norm") and layer.built
     ]
     if not bns:
         return model

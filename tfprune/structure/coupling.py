@@ -46,7 +46,7 @@ def _spec_groups(graph, wrapper, spec):
         return graph.head_groups(wrapper) if id(wrapper) in graph.layers else None
     if spec.layout == "depthwise" and registry.has_role(base, "separable"):
         groups = graph.in_groups(wrapper)
-        return None if groups is None else np.repeat(groups, int(base.depth_multiplier))
+        return None if groups is None else np.repeat(groups, registry.channel_multiplier(base))
     return graph.out_groups(wrapper)
 
 

@@ -94,7 +94,10 @@ def kernel_macs(layer, kernel_size, in_shape, out_shape):
 
     The registry says which positions the kernel is applied at: the
     output's (Dense, Conv: `kernel size × output positions`), the input's
-    (ConvTranspose), or none (Embedding).
+    (ConvTranspose), or none (Embedding). Recurrent layers count at the
+    input's positions: the input and recurrent kernels once per timestep
+    (approximate: the gates' elementwise work is not counted, and
+    ConvLSTM's spatial positions are the input's, not the output's).
     """
     info = registry.layer_info(layer)
     macs_on = "output" if info is None else info.macs_on

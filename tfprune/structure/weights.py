@@ -21,12 +21,6 @@ from tfprune.core.registry import weight_array
 from tfprune.core.wrapper import base_layer
 
 
-def _multiplier(layer, info):
-    if info.role in ("depthwise", "separable"):
-        return int(getattr(layer, "depth_multiplier", 1))
-    return 1
-
-
 def slice_weights(layer, in_keep, out_keep):
     """`{attr: sliced array}` for the weights of `layer` that hold channels.
 
@@ -40,7 +34,7 @@ def slice_weights(layer, in_keep, out_keep):
     if info is None:
         return {}
     out = {}
-    m = _multiplier(base, info)
+    m = registry.channel_multiplier(base)
     if info.role in ("batch_norm", "activation"):  # carried channels
         for attr in info.channel_vectors:
             value = weight_array(base, attr)

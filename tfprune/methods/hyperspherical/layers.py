@@ -396,5 +396,6 @@ register_layer(
 )
 register_layer(
     CosineDepthwiseConv2D,
-    LayerInfo("depthwise", (KernelSpec("kernel", "depthwise", None, "bias"),), None, _VECTORS, to_plain=to_plain),
+    LayerInfo("depthwise", (KernelSpec("kernel", "depthwise", None, "bias"),), None, _VECTORS, to_plain=to_plain,
+              multiplier="depth_multiplier"),
 )

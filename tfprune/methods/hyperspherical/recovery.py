@@ -14,11 +14,11 @@ Two fixes, both without training:
 
 import itertools
 
-import keras
 import numpy as np
 from keras import ops
 
 from tfprune import _keras
+from tfprune.core import registry
 from tfprune.core.state import reset_compiled_functions
 from tfprune.core.wrapper import wrappers_of
 from tfprune.methods.hyperspherical.layers import HypersphericalLayer, from_unit_matrix, per_unit, unit_matrix
@@ -94,7 +94,7 @@ def recover_mean(model, calibration=None, mean=True, tolerance=1e-3, steps=None,
     """
     wrappers = wrappers_of(model, "tfprune.recover_mean")
     # Everything that can fail runs first, on copies; the model changes only at the end.
-    has_bn = any(isinstance(layer, keras.layers.BatchNormalization) for layer in _keras.sublayers(model, True))
+    has_bn = any(registry.has_role(layer, "batch_norm") for layer in _keras.sublayers(model, True))
     calibration = _checked_calibration(model, calibration) if calibration is not None else None
     replacements = []
     if mean:
