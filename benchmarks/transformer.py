@@ -17,7 +17,9 @@ Fashion-MNIST, then three arms get the same budget of further training
 `--parts mlp1` (the default today) removes FFN units only: attention heads
 are pinned until the registry treats a MultiHeadAttention head as a channel
 group; then `--parts attn mlp1` removes heads and FFN units alike (nothing
-else changes). Budget tapering cannot yet fold a gate through GELU, so with
+else changes; until then it stops with an error, because channel masks on
+MultiHeadAttention would zero key dimensions and residual channels that
+`shrink` cannot remove). Budget tapering cannot yet fold a gate through GELU, so with
 the default `--mlp-activation gelu` the tapering arm is recorded as skipped
 with the reason; `--mlp-activation relu` runs all arms today.
 
@@ -86,6 +88,7 @@ def parse_args(argv=None):
     p.add_argument("--update-every", type=int, default=50, help="steps between mask / taper updates")
     p.add_argument("--gate-lr-multiplier", type=float, default=10.0)
     p.add_argument("--mlp-activation", default="gelu", help="the FFN activation (relu lets tapering run today)")
+    p.add_argument("--patch-size", type=int, default=4, help="4: 50 tokens; 7: 17 tokens, ~2.4x cheaper")
     p.add_argument("--depth", type=int, default=None)
     p.add_argument("--dim", type=int, default=None)
     p.add_argument("--heads", type=int, default=None)
@@ -105,8 +108,8 @@ def parse_args(argv=None):
 
 
 def build(args):
-    return tfprune.models.vit("mini", num_classes=10, input_shape=(28, 28, 1), patch_size=4, depth=args.depth,
-                              dim=args.dim, heads=args.heads, mlp_dim=args.mlp_dim,
+    return tfprune.models.vit("mini", num_classes=10, input_shape=(28, 28, 1), patch_size=args.patch_size,
+                              depth=args.depth, dim=args.dim, heads=args.heads, mlp_dim=args.mlp_dim,
                               mlp_activation=args.mlp_activation)
 
 
@@ -142,7 +145,16 @@ def run_magnitude(dense, train, args):
                                                  frequency=args.update_every)
     fit(wrapped, train, args.prune_epochs, args, [tfprune.callbacks.MagnitudePruning(schedule)])
     tfprune.hard_prune(wrapped)
-    return tfprune.shrink(tfprune.strip(wrapped)), {"include": include}
+    small = tfprune.shrink(tfprune.strip(wrapped))
+    heads = {n: (dense.get_layer(n).num_heads, small.get_layer(n).num_heads) for n in include if n.endswith("_attn")}
+    if any(after == before for before, after in heads.values()):
+        # Without head groups, channel masks on MultiHeadAttention zero key dims
+        # and residual channels that shrink cannot remove: not a heads result.
+        raise RuntimeError(
+            f"--parts attn: shrink removed no attention head ({heads}); this tfprune does not treat a "
+            "MultiHeadAttention head as a channel group yet. Run with --parts mlp1."
+        )
+    return small, {"include": include, "heads": {n: after for n, (_, after) in heads.items()}}
 
 
 def run_tapering(dense, train, args, budget):
@@ -255,16 +267,17 @@ def plot(results, path):
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.4))
     colours = {"dense": "black", "magnitude": "tab:blue", "tapering": "tab:orange", "control": "tab:grey"}
+    speedups = {}  # (arm, batch): [one per seed]
     for seed, entry in sorted(results["seeds"].items()):
         for arm, row in entry["arms"].items():
             if "accuracy" in row:
-                ax1.scatter(row["mac_fraction"], 100 * row["accuracy"], color=colours[arm], s=40,
-                            label=arm)
-            if "speedup" in row:
-                for i, batch in enumerate(BATCHES):
-                    x = list(colours).index(arm) + 0.2 * (2 * i - 1)
-                    ax2.bar(x, row["speedup"][f"b{batch}"], width=0.35, color=colours[arm],
-                            alpha=0.5 if batch == 1 else 1.0)
+                ax1.scatter(row["mac_fraction"], 100 * row["accuracy"], color=colours[arm], s=40, label=arm)
+            for batch in BATCHES if "speedup" in row else ():
+                speedups.setdefault((arm, batch), []).append(row["speedup"][f"b{batch}"])
+    for (arm, batch), values in speedups.items():  # bars: mean over seeds; dots: each seed
+        x = list(colours).index(arm) + 0.2 * (2 * BATCHES.index(batch) - 1)
+        ax2.bar(x, np.mean(values), width=0.35, color=colours[arm], alpha=0.5 if batch == 1 else 1.0)
+        ax2.scatter([x] * len(values), values, color="white", edgecolors="black", s=12, zorder=3)
     ax1.set(xlabel="MACs / dense (tfprune.summary)", ylabel="test accuracy % after the same budget",
             title="ViT-mini on Fashion-MNIST")
     handles, labels = ax1.get_legend_handles_labels()

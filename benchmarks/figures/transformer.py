@@ -78,7 +78,9 @@ def transformer_targets():
     for arm in ("magnitude", "tapering"):
         acc, b8 = _values(seeds, arm, "accuracy"), _values(seeds, arm, "speedup", "b8")
         if not acc:
-            lines.append(f"- {ARMS[arm]}: {NOT_RUN}")
+            skipped = [e["arms"][arm]["skipped"] for e in seeds.values() if "skipped" in e["arms"].get(arm, {})]
+            why = f"skipped ({skipped[0].split(' (most common')[0]})" if skipped else NOT_RUN
+            lines.append(f"- {ARMS[arm]}: {why}")
             continue
         drop, up = 100 * (dense - statistics.mean(acc)), statistics.mean(b8)
         fast, close = "met" if up >= TARGET_SPEEDUP else "missed", "met" if drop <= TARGET_DROP else "missed"
