@@ -28,6 +28,7 @@ from tfprune.models.resnet import (
 )
 from tfprune.models.ufld import TUSIMPLE_ROW_ANCHORS, ufld
 from tfprune.models.vgg import vgg16, vgg16_cifar
+from tfprune.models.vit import ClassToken, PositionEmbedding, vit, vit_layers
 from tfprune.models.yolo import (
     TINY_ANCHORS,
     TINY_MASKS,
@@ -65,4 +66,8 @@ __all__ = [
     "ufld",
     "TUSIMPLE_ROW_ANCHORS",
     "coco_map",
+    "vit",
+    "vit_layers",
+    "ClassToken",
+    "PositionEmbedding",
 ]
