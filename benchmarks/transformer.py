@@ -14,14 +14,11 @@ Fashion-MNIST, then three arms get the same budget of further training
   `BudgetTapering` → `tapering.finalize` → `shrink` → fine-tune: the same
   MACs, the channels chosen by the gates.
 
-`--parts mlp1` (the default today) removes FFN units only: attention heads
-are pinned until the registry treats a MultiHeadAttention head as a channel
-group; then `--parts attn mlp1` removes heads and FFN units alike (nothing
-else changes; until then it stops with an error, because channel masks on
-MultiHeadAttention would zero key dimensions and residual channels that
-`shrink` cannot remove). Budget tapering cannot yet fold a gate through GELU, so with
-the default `--mlp-activation gelu` the tapering arm is recorded as skipped
-with the reason; `--mlp-activation relu` runs all arms today.
+`--parts attn mlp1` (the default) removes attention heads (a head is one
+channel group across its query/key/value columns and output rows) and FFN
+units alike; `--parts mlp1` removes FFN units only. Tapering gates every
+head (`HeadGate`) and every FFN unit (the gate after the GELU folds into the
+second FFN Dense), ranked together against one MAC budget.
 
 Reported per seed: test accuracy (after the cut and after fine-tuning),
 MACs and parameters (`tfprune.summary`), and SavedModel latency at batch 1
@@ -81,13 +78,13 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--sparsity", type=float, default=0.5, help="share of each selected layer's channels removed")
-    p.add_argument("--parts", nargs="+", default=["mlp1"], choices=["attn", "mlp1"],
+    p.add_argument("--parts", nargs="+", default=["attn", "mlp1"], choices=["attn", "mlp1"],
                    help="what to remove in every block: FFN units (mlp1) and/or heads (attn)")
     p.add_argument("--taper-fraction", type=float, default=0.6,
                    help="share of the pruning steps over which the sparsity ramps / the budget tapers")
     p.add_argument("--update-every", type=int, default=50, help="steps between mask / taper updates")
     p.add_argument("--gate-lr-multiplier", type=float, default=10.0)
-    p.add_argument("--mlp-activation", default="gelu", help="the FFN activation (relu lets tapering run today)")
+    p.add_argument("--mlp-activation", default="gelu", help="the FFN activation")
     p.add_argument("--patch-size", type=int, default=4, help="4: 50 tokens; 7: 17 tokens, ~2.4x cheaper")
     p.add_argument("--depth", type=int, default=None)
     p.add_argument("--dim", type=int, default=None)
@@ -148,12 +145,8 @@ def run_magnitude(dense, train, args):
     small = tfprune.shrink(tfprune.strip(wrapped))
     heads = {n: (dense.get_layer(n).num_heads, small.get_layer(n).num_heads) for n in include if n.endswith("_attn")}
     if any(after == before for before, after in heads.values()):
-        # Without head groups, channel masks on MultiHeadAttention zero key dims
-        # and residual channels that shrink cannot remove: not a heads result.
-        raise RuntimeError(
-            f"--parts attn: shrink removed no attention head ({heads}); this tfprune does not treat a "
-            "MultiHeadAttention head as a channel group yet. Run with --parts mlp1."
-        )
+        # A layer whose heads all survived means the head groups were not removed: not a heads result.
+        raise RuntimeError(f"--parts attn: shrink removed no head of some attention layer ({heads}).")
     return small, {"include": include, "heads": {n: after for n, (_, after) in heads.items()}}
 
 
@@ -207,7 +200,7 @@ def run_seed(seed, train, test, args, tmp):
                     raise ValueError("no magnitude arm to take the MAC budget from")
                 budget = rows["magnitude"]["macs"] / dense_macs
                 model, extra = run_tapering(dense, train, args, budget)
-        except ValueError as error:  # e.g. tapering cannot gate a GELU FFN yet
+        except ValueError as error:  # an arm this model cannot run, recorded with the reason
             rows[arm] = {"skipped": str(error)}
             print(f"  seed {seed} {arm}: skipped ({str(error)[:160]}...)", flush=True)
             continue
@@ -306,8 +299,8 @@ def _merge(data, seed, entry, settings):
 def main(argv=None):
     args = parse_args(argv)
     start = run_info(argv)
-    # LayerNormalization, MultiHeadAttention and the class token stop channel
-    # analysis (the residual stream is pinned): expected here, said once per layer.
+    # The class-token and position-embedding layers stop channel analysis (the
+    # residual stream is pinned anyway): expected here, said once per layer.
     warnings.filterwarnings("ignore", message=".*is not a layer tfprune can trace.*")
     x, y, xt, yt = fashion_mnist_arrays(args.train)
     train, test = (x, y), (xt[: args.test], yt[: args.test])

@@ -10,8 +10,9 @@ from tfprune import models
 # timm's vit_{tiny,small,base}_patch16_224 at 224×224×3, 1000 classes.
 REFERENCE = {"ti": 5_717_416, "s": 22_050_664, "b": 86_567_656}
 # tfprune.summary's MACs: patch embedding, the four projections and the MLP at
-# each of the 197 tokens, the head (not the score and value products).
-MACS = {"ti": 1_074_851_328, "s": 4_241_218_560, "b": 16_848_500_736}
+# each of the 197 tokens, the head, and the score and weighted-sum matmuls
+# (12 blocks × heads × 197² × 2 × 64: 178,831,872 for Ti).
+MACS = {"ti": 1_253_683_200, "s": 4_598_882_304, "b": 17_563_828_224}
 
 
 def trainable_params(model):
@@ -63,7 +64,7 @@ def test_reference_parameter_counts(variant):
 def test_mini_counts_and_layout():
     model = models.vit("mini", num_classes=10, input_shape=(28, 28, 1), patch_size=4)
     assert trainable_params(model) == 139_018
-    assert tfprune.summary(model).total_macs == 6_604_416
+    assert tfprune.summary(model).total_macs == 6_604_416 + 4 * 4 * 50**2 * (16 + 16)  # + attention matmuls
     assert model.get_layer("pos_embed").output.shape[1:] == (50, 64)
     assert model.get_layer("block4_attn").num_heads == 4
     assert model.get_layer("block1_mlp1").units == 128

@@ -522,8 +522,7 @@ def test_embedding_conv1d_text_model_and_two_outputs():
         k[..., channels] = 0
         b[channels] = 0
         layer.set_weights([k, b])
-    with pytest.warns(UserWarning, match="ln"):
-        small = tfprune.shrink(model)
+    small = tfprune.shrink(model)  # the LayerNorm's pin is in analyze(model).warnings, not raised
     assert small.get_layer("emb").output.shape[-1] == 6
     assert small.get_layer("conv").output.shape[-1] == 10  # before LayerNorm: kept
     assert small.get_layer("conv2").output.shape[-1] == 5

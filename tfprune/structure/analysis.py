@@ -96,7 +96,7 @@ class _Analyzer:
         self.g.pin(ids, reason)
         return self.g.record(TensorChannels(ids, np.zeros(n, bool)))
 
-    def unknown(self, op, node, infos, reason):
+    def unknown(self, op, node, infos, reason, warn=True):
         layer = base_layer(op)
         message = (
             f"tfprune.graph: layer {op.name!r} ({type(layer).__name__}) {reason}; "
@@ -105,7 +105,8 @@ class _Analyzer:
         )
         if message not in self.g.warnings:
             self.g.warnings.append(message)
-            warnings.warn(message, stacklevel=3)
+            if warn:
+                warnings.warn(message, stacklevel=3)
         self.g.layers[id(op)] = op
         self.g.layer_role[id(op)] = "unknown"
         for info in infos:
@@ -132,7 +133,10 @@ class _Analyzer:
             return self.unknown(op, node, infos, "has inputs or outputs without channels")
         result = handler(op, layer, node, infos)
         if isinstance(result, str):
-            return self.unknown(op, node, infos, result)
+            # A transformer's LayerNorms pin its residual stream by design (docs/design.md §6.21): listed in
+            # graph.warnings, not raised once per norm on every analysis.
+            warn = not registry.has_role(layer, "normalization")
+            return self.unknown(op, node, infos, result, warn=warn)
         return [self.g.record(result)]
 
     def handler_for(self, layer):
