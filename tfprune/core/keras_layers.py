@@ -9,6 +9,7 @@ through the same public `register_layer`.
 
 import keras
 
+from tfprune.core import unfold
 from tfprune.core.registry import KernelSpec, LayerInfo, register_layer
 
 
@@ -23,10 +24,16 @@ _BIAS = ("bias",)
 _register_keras(
     ("Dense",),
     LayerInfo(
-        "producer", (KernelSpec("kernel", "out_last", -2, "bias"),), "units", _BIAS, foldable=True, fully_connected=True
+        "producer", (KernelSpec("kernel", "out_last", -2, "bias"),), "units",
+        _BIAS,
+        foldable=True,
+        fully_connected=True,
+        unfold=unfold.dense_rows,
     ),
 )
-_register_keras(("EinsumDense",), LayerInfo(None, (KernelSpec("kernel", "out_last", 0, None),)))
+_register_keras(
+    ("EinsumDense",), LayerInfo(None, (KernelSpec("kernel", "out_last", 0, None),), unfold=unfold.einsum_rows)
+)
 # The four projections; N:M along the model dimension (q/k/v) and key_dim
 # (output). MACs count each projection at the query's positions (exact for
 # self-attention). Per-head channel pruning is not supported yet: pinned.
@@ -36,10 +43,11 @@ _ATTENTION = tuple(
 )
 _register_keras(("MultiHeadAttention",), LayerInfo(None, _ATTENTION))
 _register_keras(("TimeDistributed",), LayerInfo(None, inner="layer"))
+_CONV = KernelSpec("kernel", "out_last", -2, "bias")
 _register_keras(
-    ("Conv1D", "Conv2D", "Conv3D"),
-    LayerInfo("producer", (KernelSpec("kernel", "out_last", -2, "bias"),), "filters", _BIAS, foldable=True),
+    ("Conv1D", "Conv2D"), LayerInfo("producer", (_CONV,), "filters", _BIAS, foldable=True, unfold=unfold.conv_rows)
 )
+_register_keras(("Conv3D",), LayerInfo("producer", (_CONV,), "filters", _BIAS, foldable=True))
 _register_keras(
     ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"),
     LayerInfo(

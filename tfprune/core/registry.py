@@ -159,6 +159,12 @@ class LayerInfo:
             the attribute holding it: the wrapped layer's kernels are pruned
             through the wrapper (`"layer.kernel"`). Its channels are pinned
             (role `None`): unstructured and N:M only.
+        unfold: a function `(layer, inputs) -> rows` giving the 2-D matrix
+            `X` (one row per output position, `kernel_size` columns) with
+            `layer(inputs) = act(X @ kernel.reshape(-1, outputs) + bias)`;
+            one-shot pruning (`tfprune.prune_oneshot`) builds its `XᵀX` from
+            it (`tfprune.core.unfold`). `None`: the layer is pruned one-shot
+            by magnitude only.
     """
 
     role: str = None
@@ -170,6 +176,7 @@ class LayerInfo:
     fully_connected: bool = False
     to_plain: object = None
     inner: str = None
+    unfold: object = None
 
     def __post_init__(self):
         if self.role is not None and self.role not in ROLES:
@@ -180,6 +187,8 @@ class LayerInfo:
             raise TypeError("LayerInfo: kernels must be a tuple of tfprune.KernelSpec.")
         if self.to_plain is not None and not callable(self.to_plain):
             raise TypeError(f"LayerInfo: to_plain must be callable or None; got {self.to_plain!r}.")
+        if self.unfold is not None and not callable(self.unfold):
+            raise TypeError(f"LayerInfo: unfold must be callable or None; got {self.unfold!r}.")
 
     @property
     def output_kernel(self):
