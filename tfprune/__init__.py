@@ -18,6 +18,7 @@ from tfprune.core.wrapper import PruneWrapper
 from tfprune.lifecycle import export, hard_prune, shrink, strip, wrap
 from tfprune.methods import tapering
 from tfprune.methods.hyperspherical import recover_mean
+from tfprune.methods.oneshot import prune_oneshot
 from tfprune.methods.tapering import Budget
 from tfprune.report import summary
 from tfprune.structure import fold_batch_norms, recalibrate_batch_norms
@@ -38,6 +39,7 @@ __all__ = [
     "fold_batch_norms",
     "hard_prune",
     "recalibrate_batch_norms",
+    "prune_oneshot",
     "recover_mean",
     "register_layer",
     "shrink",

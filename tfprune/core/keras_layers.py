@@ -10,6 +10,7 @@ through the same public `register_layer`.
 import keras
 import numpy as np
 
+from tfprune.core import unfold
 from tfprune.core.registry import KernelSpec, LayerInfo, mixes_channels, register_layer
 
 
@@ -24,10 +25,16 @@ _BIAS = ("bias",)
 _register_keras(
     ("Dense",),
     LayerInfo(
-        "producer", (KernelSpec("kernel", "out_last", -2, "bias"),), "units", _BIAS, foldable=True, fully_connected=True
+        "producer", (KernelSpec("kernel", "out_last", -2, "bias"),), "units",
+        _BIAS,
+        foldable=True,
+        fully_connected=True,
+        unfold=unfold.dense_rows,
     ),
 )
-_register_keras(("EinsumDense",), LayerInfo(None, (KernelSpec("kernel", "out_last", 0, None),)))
+_register_keras(
+    ("EinsumDense",), LayerInfo(None, (KernelSpec("kernel", "out_last", 0, None),), unfold=unfold.einsum_rows)
+)
 # The four projections; N:M along the model dimension (q/k/v) and value_dim
 # (output). Channels are heads: axis 1 of q/k/v `(d_model, heads, dim)`,
 # axis 0 of the output kernel `(heads, value_dim, d_out)`.
@@ -60,10 +67,11 @@ _register_keras(
     LayerInfo(None, _RECURRENT, macs_on="input"),
 )
 _register_keras(("Bidirectional",), LayerInfo(None, inner=("forward_layer", "backward_layer"), macs_on="input"))
+_CONV = KernelSpec("kernel", "out_last", -2, "bias")
 _register_keras(
-    ("Conv1D", "Conv2D", "Conv3D"),
-    LayerInfo("producer", (KernelSpec("kernel", "out_last", -2, "bias"),), "filters", _BIAS, foldable=True),
+    ("Conv1D", "Conv2D"), LayerInfo("producer", (_CONV,), "filters", _BIAS, foldable=True, unfold=unfold.conv_rows)
 )
+_register_keras(("Conv3D",), LayerInfo("producer", (_CONV,), "filters", _BIAS, foldable=True))
 _register_keras(
     ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"),
     LayerInfo(

@@ -199,6 +199,12 @@ class LayerInfo:
             giving the inference-mode map `y = scale * x + shift` per channel
             as float64 arrays (`batch_norm_affine` for Keras' layer); BN
             folding and channel analysis use it.
+        unfold: a function `(layer, inputs) -> rows` giving the 2-D matrix
+            `X` (one row per output position, `kernel_size` columns) with
+            `layer(inputs) = act(X @ kernel.reshape(-1, outputs) + bias)`;
+            one-shot pruning (`tfprune.prune_oneshot`) builds its `XᵀX` from
+            it (`tfprune.core.unfold`). `None`: the layer is pruned one-shot
+            by magnitude only.
     """
 
     role: str = None
@@ -215,6 +221,7 @@ class LayerInfo:
     multiplier: object = None
     elementwise: object = True
     affine: object = None
+    unfold: object = None
 
     def __post_init__(self):
         if self.role is not None and self.role not in ROLES:
@@ -244,6 +251,8 @@ class LayerInfo:
         if self.inner is None:
             return ()
         return (self.inner,) if isinstance(self.inner, str) else tuple(self.inner)
+        if self.unfold is not None and not callable(self.unfold):
+            raise TypeError(f"LayerInfo: unfold must be callable or None; got {self.unfold!r}.")
 
     @property
     def output_kernel(self):

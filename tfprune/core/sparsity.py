@@ -176,10 +176,17 @@ class Sparsity(PruningSpec):
         """
         return wrap_with_specs(model, [self])
 
-    def _wrapper_for(self, layer, clone):
-        """A `PruneWrapper` of `clone` if this spec selects `layer`, else `None`."""
+    def selects(self, layer):
+        """The target of `layer` if this spec prunes it (block granularity: if blocks tile it), else `None`."""
         target = self.target_for(layer)
         if target is None or not self._block_selects(layer):
+            return None
+        return target
+
+    def _wrapper_for(self, layer, clone):
+        """A `PruneWrapper` of `clone` if this spec selects `layer`, else `None`."""
+        target = self.selects(layer)
+        if target is None:
             return None
         return PruneWrapper(
             clone, target=target, granularity=self.granularity, scope=self.scope,
@@ -277,7 +284,7 @@ def wrap_with_specs(model, specs):
             f"tfprune.wrap: model {model.name!r} is already wrapped; call "
             "tfprune.strip(model) first to start again."
         )
-    layers = list(_leaf_layers(model))
+    layers = list(leaf_layers(model))
     for spec in specs:
         _check_spec_names(spec, layers)
     _check_unprunable(specs, layers)
@@ -307,10 +314,11 @@ def wrap_with_specs(model, specs):
     return new_model
 
 
-def _leaf_layers(model):
+def leaf_layers(model):
+    """The layers of `model`, nested models opened (a layer's own sublayers are not)."""
     for layer in _keras.sublayers(model):
         if isinstance(layer, keras.Model):
-            yield from _leaf_layers(layer)
+            yield from leaf_layers(layer)
         else:
             yield layer
 

@@ -1,0 +1,103 @@
+"""`tfprune.prune_oneshot`: a trained model pruned from calibration data, no training."""
+
+import keras
+import numpy as np
+import pytest
+from conftest import small_convnet, to_numpy, toy_data
+
+import tfprune
+
+# Backend-agnostic, but each pattern and shape compiles for seconds under JAX; the solvers' JAX results are
+# checked against the NumPy transcription of the paper in test_oneshot_solvers.py.
+pytestmark = pytest.mark.tf_only
+
+
+@pytest.fixture(scope="module")
+def trained():
+    keras.utils.set_random_seed(0)
+    x, y = toy_data(512)
+    model = small_convnet()
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=64, epochs=3, verbose=0)
+    return model, x
+
+
+def _output_error(model, pruned, x):
+    dense, sparse = to_numpy(model(x)), to_numpy(pruned(x))
+    return float(np.mean((dense - sparse) ** 2) / np.mean(dense**2))
+
+
+def _zeros(model, name):
+    return float((to_numpy(model.get_layer(name).kernel) == 0).mean())
+
+
+def test_sparsegpt_keeps_the_outputs_closer_than_wanda_and_magnitude(trained):
+    model, x = trained
+    before = [to_numpy(w) for w in model.get_weights()]
+    errors = {}
+    for method in ("magnitude", "wanda", "sparsegpt"):
+        result = tfprune.prune_oneshot(model, x[:256], tfprune.Sparsity(0.7), method=method, verbose=0)
+        for name in ("conv1", "conv2", "fc1", "fc2"):  # Wanda rounds per row: 6 of conv1's 9 inputs
+            assert _zeros(result.model, name) == pytest.approx(0.7, abs=0.04), (method, name)
+        assert not tfprune.core.wrapper.is_wrapped(result.model)
+        assert [k.method for k in result.kernels] == [method] * 4
+        errors[method] = _output_error(model, result.model, x[256:])
+    assert errors["sparsegpt"] < errors["wanda"] and errors["sparsegpt"] < errors["magnitude"], errors
+    for old, new in zip(before, model.get_weights()):  # the input model is untouched
+        np.testing.assert_array_equal(old, to_numpy(new))
+
+
+def test_two_four_on_every_layer_whose_inputs_split(trained):
+    model, x = trained
+    spec = tfprune.Sparsity(None, granularity="2:4", exclude=["conv1"])  # conv1 has one input channel
+    result = tfprune.prune_oneshot(model, x[:128], spec, method="sparsegpt", verbose=0)
+    kernel = to_numpy(result.model.get_layer("fc1").kernel)  # (inputs, outputs): groups along inputs
+    assert np.all((kernel.reshape(-1, 4, 32) != 0).sum(axis=1) <= 2)
+    assert _zeros(result.model, "conv1") == 0.0
+    assert "fc1" in str(result) and result.sparsity == pytest.approx(0.5, abs=0.01)
+    with pytest.raises(ValueError, match="'conv1'.*exclude it"):
+        tfprune.prune_oneshot(model, x[:64], tfprune.Sparsity(None, granularity="2:4"), verbose=0)
+
+
+def test_attention_projections_prune_in_order_and_batch_norm_is_reestimated():
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((6, 8))
+    h = keras.layers.MultiHeadAttention(2, 4, name="mha")(inputs, inputs)
+    h = keras.layers.BatchNormalization(name="bn")(keras.layers.Dense(8, name="ffn")(h))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(keras.layers.Flatten()(h)))
+    x = np.random.default_rng(0).normal(size=(64, 6, 8)).astype("float32")
+    result = tfprune.prune_oneshot(model, x, tfprune.Sparsity(0.5, exclude=["head"]), verbose=0)
+    rows = [(k.layer, k.kernel) for k in result.kernels]
+    assert rows == [("mha", f"{p}_dense.kernel") for p in ("query", "key", "value", "output")] + [("ffn", "kernel")]
+    assert all(k.sparsity == pytest.approx(0.5, abs=0.02) and k.error < 1 for k in result.kernels)
+    bn = result.model.get_layer("bn")
+    ffn_out = to_numpy(keras.Model(result.model.inputs, result.model.get_layer("ffn").output)(x))
+    np.testing.assert_allclose(to_numpy(bn.moving_mean), ffn_out.reshape(-1, 8).mean(0), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"spec": tfprune.Sparsity(0.5, granularity="channel")}, "channel granularity"),
+        ({"spec": tfprune.Sparsity(0.5, scope="global")}, "scope='layer'"),
+        ({"method": "obs"}, "method must be one of"),
+        ({"spec": 0.5}, "must be a tfprune.Sparsity"),
+        ({"data": np.zeros((0, 12, 12, 1), "float32")}, "gave no batch"),
+    ],
+    ids=["channel", "global", "method", "spec", "no-data"],
+)
+def test_bad_arguments_are_one_line_errors(kwargs, match):
+    args = {"data": np.zeros((8, 12, 12, 1), "float32"), "spec": tfprune.Sparsity(0.5), "method": "sparsegpt"}
+    args.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=match):
+        tfprune.prune_oneshot(small_convnet(), args["data"], args["spec"], method=args["method"], verbose=0)
+
+
+def test_a_wrapped_model_is_refused_and_global_magnitude_works():
+    model = small_convnet()
+    with pytest.raises(ValueError, match="holds PruneWrappers"):
+        tfprune.prune_oneshot(tfprune.wrap(model, tfprune.Sparsity(0.5)), None, tfprune.Sparsity(0.5), verbose=0)
+    result = tfprune.prune_oneshot(model, None, tfprune.Sparsity(0.8, scope="global"), method="magnitude",
+                                   recalibrate=False, verbose=0)
+    assert result.sparsity == pytest.approx(0.8, abs=0.01)
