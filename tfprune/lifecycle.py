@@ -44,7 +44,8 @@ from tfprune.core import cloning
 from tfprune.core.sparsity import wrap_with_specs
 from tfprune.core.spec import PruningSpec
 from tfprune.core.state import reset_compiled_functions
-from tfprune.core.wrapper import strip_model, wrappers_of
+from tfprune.core.strip import strip_model
+from tfprune.core.wrapper import wrappers_of
 from tfprune.exporting import export
 from tfprune.methods.tapering.gates import iter_gates
 from tfprune.structure.hardening import project_and_freeze
@@ -146,7 +147,7 @@ def strip(model):
     final.save("pruned.keras")
     ```
     """
-    cloning.check_cloneable(model, "strip")
+    cloning.check_cloneable(model, "strip", subclassed=True)
     _warn_if_never_pruned(wrappers_of(model, "tfprune.strip"))
     return strip_model(model)
 

@@ -49,6 +49,9 @@ def layer_calls(model):
         if isinstance(layer, keras.Model):
             yield from layer_calls(layer)
             continue
+        if not isinstance(layer, PruneWrapper) and registry.layer_info(layer) is None and _keras.sublayers(layer):
+            yield from _built_layer_shapes(layer)  # a custom layer: its sublayers, at their build shapes
+            continue
         for x, y in _keras.call_sites(model, layer):
             yield layer, tuple(x.shape), tuple(y.shape)
 
