@@ -15,6 +15,8 @@ copy = clone_model(model, lambda layer: clone_layer(layer))
 ```
 """
 
+import inspect
+
 import keras
 
 from tfprune import _keras
@@ -93,7 +95,16 @@ def new_layer(layer, config=None):
                                     arguments=layer.arguments, name=base["name"], dtype=base.get("dtype"),
                                     trainable=base.get("trainable", True))
         return clone, {}
-    config = dict(layer.get_config() if config is None else config)
+    if config is None:
+        try:
+            config = layer.get_config()
+        except (AttributeError, NotImplementedError) as err:
+            raise ValueError(
+                f"tfprune could not copy layer {layer.name!r} ({type(layer).__name__}): its get_config() "
+                f"fails ({type(err).__name__}: {err}). Fix get_config, or wrap the model's layers in place "
+                "by hand with tfprune.PruneWrapper."
+            ) from err
+    config = dict(config)
     saved = {}
     if layer.weights:
         for name in list(config):
@@ -103,7 +114,26 @@ def new_layer(layer, config=None):
             if name.endswith("_initializer") and hasattr(layer, name) and settable:
                 saved[name] = getattr(layer, name)
                 config[name] = "zeros"
-    return layer.__class__.from_config(config), saved
+    return _from_config(layer.__class__, config), saved
+
+
+def _from_config(cls, config):
+    """`cls.from_config(config)`, retried without the keys its constructor does not take.
+
+    Some layers put derived values in their config (keras-hub's
+    `ViTPatchingAndEmbedding` adds `num_patches`), which their own
+    `from_config` then refuses; Keras' loader never meets them, as a
+    keras-hub backbone is rebuilt from its own arguments.
+    """
+    try:
+        return cls.from_config(config)
+    except TypeError:
+        accepted = set(inspect.signature(cls.__init__).parameters)
+        accepted |= set(inspect.signature(keras.layers.Layer.__init__).parameters) | {"input_shape", "input_dim"}
+        trimmed = {k: v for k, v in config.items() if k in accepted}
+        if len(trimmed) == len(config):
+            raise
+        return cls.from_config(trimmed)
 
 
 def restore_initializers(layer, saved):
@@ -184,7 +214,7 @@ def build_like(clone, layer):
     # A layer or model with Keras' default build() would only be marked built
     # (with a warning): such ones build on the symbolic call below.
     default_build = type(clone).build in (keras.layers.Layer.build, keras.Model.build)
-    if build_config and not default_build:
+    if build_config and not default_build and not clone.built:  # keras-hub's from_config may build
         clone.build_from_config(build_config)
     if clone.built and len(clone.weights) == len(layer.weights):
         return

@@ -159,6 +159,10 @@ class LayerInfo:
             the attribute holding it: the wrapped layer's kernels are pruned
             through the wrapper (`"layer.kernel"`). Its channels are pinned
             (role `None`): unstructured and N:M only.
+        kernels_for: for a class whose kernel axes depend on the layer, a
+            function `layer -> tuple of KernelSpec` used for instances
+            (`EinsumDense` reads its input axis from its equation);
+            `kernels` stays the class-level entry.
     """
 
     role: str = None
@@ -170,6 +174,7 @@ class LayerInfo:
     fully_connected: bool = False
     to_plain: object = None
     inner: str = None
+    kernels_for: object = None
 
     def __post_init__(self):
         if self.role is not None and self.role not in ROLES:
@@ -254,6 +259,8 @@ def kernel_specs_for(layer):
             )
             for spec in specs
         )
+    if info.kernels_for is not None and not isinstance(layer, type):
+        return tuple(info.kernels_for(layer)) or None
     return info.kernels or None
 
 

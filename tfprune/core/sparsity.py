@@ -12,7 +12,7 @@ import warnings
 import keras
 
 from tfprune import _keras
-from tfprune.core import cloning, hub_layers, nested, projections, registry
+from tfprune.core import cloning, nested, projections, registry
 from tfprune.core.spec import PruningSpec, check_block_shape, check_scope, check_target, parse_granularity
 from tfprune.core.wrapper import PruneWrapper, iter_wrappers
 
@@ -277,7 +277,6 @@ def wrap_with_specs(model, specs):
             f"tfprune.wrap: model {model.name!r} is already wrapped; call "
             "tfprune.strip(model) first to start again."
         )
-    hub_layers.register_if_needed(model)
     layers = list(nested.leaf_layers(model))
     for spec in specs:
         _check_spec_names(spec, layers)

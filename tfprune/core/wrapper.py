@@ -216,7 +216,7 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
                     mapping[id(bias)] = apply_mask(bias.value, self.channel_keep(i))
         return [(v, mapping.get(id(v), v.value)) for v in self.layer.variables]
 
-    def call(self, inputs, *args, training=None, **kwargs):
+    def call(self, inputs=None, *args, training=None, **kwargs):
         if training:
             if self.mask_updater is not None:
                 self.mask_updater(self)
@@ -226,7 +226,8 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
         if _keras.call_has_training_arg(self.layer):
             kwargs["training"] = training
         with keras.StatelessScope(self._effective_mapping(), collect_losses=True) as scope:
-            outputs = self.layer(inputs, *args, **kwargs)
+            # keras-hub calls attention with keywords only (`query=x, value=x`).
+            outputs = self.layer(*args, **kwargs) if inputs is None else self.layer(inputs, *args, **kwargs)
         for loss in scope.losses:
             self.add_loss(loss)
         return outputs

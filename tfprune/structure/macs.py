@@ -65,8 +65,9 @@ def _built_layer_shapes(container):
         if not isinstance(layer, PruneWrapper) and _keras.sublayers(layer):
             yield from _built_layer_shapes(layer)
             continue
-        config = layer.get_build_config() if layer.built else None
-        in_shape = (config or {}).get("input_shape")
+        config = (base_layer(layer).get_build_config() if layer.built else None) or {}
+        # Attention builds from a shapes dict: count at the query's positions.
+        in_shape = config.get("input_shape") or (config.get("shapes_dict") or {}).get("query_shape")
         if in_shape is None:
             continue  # not built, or built from several inputs: no shape to count with
         in_shape = tuple(in_shape)
