@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from contract import Interrupt
 
 import tfprune
 from tfprune.callbacks import ADMM, SLR, MagnitudePruning
@@ -42,7 +43,7 @@ class Net(keras.Model):
         self.blocks = [Block(units), Block(units)]
         self.head = keras.layers.Dense(classes)
 
-    def call(self, x):
+    def call(self, x, training=None):  # Keras passes `training` on to the blocks' layers
         x = self.stem(x)
         for block in self.blocks:
             x = block(x)
@@ -60,7 +61,7 @@ class Opaque(keras.Model):
         self.hidden = keras.layers.Dense(width, activation="relu")
         self.out = keras.layers.Dense(4)
 
-    def call(self, x):
+    def call(self, x, training=None):
         return self.out(self.hidden(x))
 
 
@@ -209,6 +210,44 @@ def test_weights_checkpoint_restores_masks(tmp_path):
     for a, b in zip(iter_wrappers(fresh), iter_wrappers(pruned)):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a.masks[0]), keras.ops.convert_to_numpy(b.masks[0]))
     np.testing.assert_allclose(fresh.predict(x, verbose=0), pruned.predict(x, verbose=0), atol=1e-6)
+
+
+@pytest.mark.slow  # three fits; test_weights_checkpoint_restores_masks is the default run's check
+def test_backup_and_restore_resumes_a_subclassed_run(tmp_path):
+    x, y = data()
+
+    def run(backup=None, interrupt=False):
+        keras.utils.set_random_seed(0)
+        model = tfprune.wrap(subclassed(x), tfprune.Sparsity(0.5))
+        model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        callbacks = [MagnitudePruning(PolynomialDecay(0.0, 0.5, 0, 2, frequency=1))]
+        if backup:
+            callbacks.append(keras.callbacks.BackupAndRestore(str(backup)))
+        if interrupt:
+            callbacks.append(Interrupt(1, 0))
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False, callbacks=callbacks)
+        return model
+
+    reference = run()
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run(tmp_path / "backup", interrupt=True)
+    resumed = run(tmp_path / "backup")
+    for a, b in zip(reference.weights, resumed.weights, strict=True):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-5)
+    masks = [keras.ops.convert_to_numpy(m) for w in iter_wrappers(resumed) for m in w.masks]
+    assert 1 - np.mean(np.concatenate([m.ravel() for m in masks])) == pytest.approx(0.5, abs=0.03)
+
+
+def test_a_call_without_training_is_a_warning():
+    class NoTraining(Opaque):
+        def call(self, x):
+            return self.out(self.hidden(x))
+
+    x, _ = data()
+    model = NoTraining(8)
+    model(x[:2])
+    with pytest.warns(UserWarning, match="NoTraining.call takes no `training` argument"):
+        tfprune.wrap(model, tfprune.Sparsity(0.5))
 
 
 def test_graph_only_steps_refuse_a_subclassed_model_clearly():

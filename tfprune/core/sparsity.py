@@ -303,6 +303,12 @@ def wrap_with_specs(model, specs):
     else:
         new_model = _copy_subclassed(model)
         nested.wrap_inside(new_model, lambda sub: choose(sub, sub))
+        if not _keras.call_has_training_arg(new_model):
+            warnings.warn(
+                f"tfprune.wrap: {type(model).__name__}.call takes no `training` argument, so Keras' fit "
+                "runs it in inference mode and the pruning methods' per-step updates never run. Add "
+                "`training=None` to its call signature (Keras passes it on to the layers inside).",
+                UserWarning, stacklevel=3)
     if not any(wrapped):
         raise ValueError(
             f"tfprune.wrap: {specs[0] if len(specs) == 1 else specs!r} selects no prunable layer of model "

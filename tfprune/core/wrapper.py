@@ -51,8 +51,10 @@ def apply_mask(value, mask):
 class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
     """Wraps a prunable layer: masks, pruning step and method state as weights.
 
-    `tfprune.wrap()` inserts these for you. Wrap layers directly when you
-    build a subclassed model, which `wrap()` cannot clone.
+    `tfprune.wrap()` inserts these for you, inside custom layers and
+    subclassed models too; you may also place them yourself in a model you
+    write. A wrapper is called like its layer, keyword-only calls included
+    (`attention(query=x, value=x)`).
 
     Args:
         layer: the layer to prune: any class in the layer registry with
