@@ -278,3 +278,23 @@ def test_export_of_a_model_with_blocks(tmp_path):
     loaded = tf.saved_model.load(str(tmp_path / "saved"))
     outputs = loaded.serve(x)
     np.testing.assert_allclose(np.asarray(outputs), pruned.predict(x, verbose=0), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_hyperspherical_converts_the_graph_layers_and_keeps_the_block():
+    x, y = data()
+    model = tfprune.layers.to_hyperspherical(functional())
+    assert type(model.get_layer("block")) is Block  # its Dense layers stay Dense (wrapped, pruned by magnitude)
+    pruned = tfprune.wrap(model, tfprune.Sparsity(0.5))
+    pruned.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    pruned.fit(x, y, batch_size=16, epochs=2, verbose=0,
+               callbacks=[tfprune.callbacks.Hyperspherical(strength=5.0, update_every=2)])
+    tfprune.hard_prune(pruned)
+    plain = tfprune.strip(pruned)
+    assert [type(layer).__name__ for layer in plain.layers[1:]] == ["Dense", "Block", "Dense"]
+    np.testing.assert_allclose(plain.predict(x, verbose=0), pruned.predict(x, verbose=0), atol=1e-4)
+
+
+def test_tapering_says_why_a_block_stops_it():
+    with pytest.raises(ValueError, match="no channel group that can be gated.*stopped at layer 'block'"):
+        tfprune.wrap(functional(), tfprune.Budget(0.6))
