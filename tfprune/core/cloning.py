@@ -211,12 +211,13 @@ def build_like(clone, layer):
     if not layer.built:
         return
     build_config = layer.get_build_config()
-    # A layer or model with Keras' default build() would only be marked built
-    # (with a warning): such ones build on the symbolic call below.
-    default_build = type(clone).build in (keras.layers.Layer.build, keras.Model.build)
+    # A layer with sublayers (or a model) and Keras' default build() would only
+    # be marked built, with a warning: such ones build on the symbolic call below.
+    default_build = type(clone).build in (keras.layers.Layer.build, keras.Model.build) and (
+        isinstance(clone, keras.Model) or bool(_keras.sublayers(clone)))
     if build_config and not default_build and not clone.built:  # keras-hub's from_config may build
         clone.build_from_config(build_config)
-    if clone.built and len(clone.weights) == len(layer.weights):
+    if clone.built and len(clone.weights) >= len(layer.weights):  # more: a config that adds a bias
         return
     call = _first_call_arguments(layer)
     if call is None and build_config and "input_shape" in build_config:
@@ -224,6 +225,8 @@ def build_like(clone, layer):
         tensor = keras.tree.map_shape_structure(lambda shape: keras.KerasTensor(shape), shapes)
         call = ([tensor], {})
     if call is None:
+        if clone.built:
+            return  # `clone_layer` compares the weight counts and names the layer
         raise ValueError(
             f"tfprune could not copy layer {layer.name!r} ({type(layer).__name__}): its build() creates "
             "no weights and it was never called on symbolic inputs, so their shapes are unknown. Call the "
