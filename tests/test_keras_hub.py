@@ -135,3 +135,16 @@ def test_gemma_n_m_runs_along_each_projection_input_axis():
         groups = np.moveaxis(mask, spec.nm_axis, -1)
         groups = groups.reshape(*groups.shape[:-1], -1, 4)
         assert np.all(groups.sum(axis=-1) == 2), w.name
+
+
+@slow_on_jax
+def test_a_method_prunes_inside_the_blocks_during_fit():
+    keras.utils.set_random_seed(0)
+    model, x = gemma()
+    pruned = tfprune.wrap(model, tfprune.Sparsity(0.5, exclude=[".*embedding.*"]))
+    pruned.compile(keras.optimizers.Adam(1e-3), "mse")
+    schedule = tfprune.schedules.PolynomialDecay(0.0, 0.5, 0, 2, frequency=1)
+    pruned.fit(x, np.zeros((2, 8, 16), "float32"), batch_size=1, epochs=2, verbose=0,
+               callbacks=[tfprune.callbacks.MagnitudePruning(schedule)])
+    masks = [np.asarray(keras.ops.convert_to_numpy(m)) for w in iter_wrappers(pruned) for m in w.masks]
+    assert len(masks) == 14 and all(1 - m.mean() == pytest.approx(0.5, abs=0.02) for m in masks)
