@@ -16,7 +16,7 @@ XDIST   := $(if $(filter 0,$(N)),,-n $(N) --dist loadgroup) --durations=25
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,jax,detection,export]'
+	$(PY) -m pip install -q -e '.[dev,jax,detection,export,hub]'
 	touch $(STAMP)
 
 setup: $(STAMP) data

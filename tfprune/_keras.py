@@ -93,6 +93,24 @@ def producer_of(tensor):
     return tensor._keras_history.operation
 
 
+def own_weights(layer):
+    """The weights `layer` creates itself (not its sublayers'), first in `layer.weights`."""
+    return list(layer._trainable_variables) + list(layer._non_trainable_variables)
+
+
+def retrack_sublayer(parent, old, new):
+    """Puts `new` at `old`'s place in `parent`'s tracked sublayers; whether `old` was there.
+
+    The order of `parent.weights` is kept; attributes holding `old` are the
+    caller's (`tfprune.core.nested`).
+    """
+    tracker = getattr(parent, "_tracker", None)
+    if tracker is None or not tracker.is_in_store("layers", old):
+        return False
+    tracker.replace_tracked_value("layers", old, new)
+    return True
+
+
 # ------------------------------------------------------------- layer calls
 
 

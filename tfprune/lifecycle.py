@@ -44,7 +44,8 @@ from tfprune.core import cloning
 from tfprune.core.sparsity import wrap_with_specs
 from tfprune.core.spec import PruningSpec
 from tfprune.core.state import reset_compiled_functions
-from tfprune.core.wrapper import strip_model, wrappers_of
+from tfprune.core.strip import strip_model
+from tfprune.core.wrapper import wrappers_of
 from tfprune.exporting import export
 from tfprune.methods.tapering.gates import iter_gates
 from tfprune.structure.hardening import project_and_freeze
@@ -58,14 +59,19 @@ def wrap(model, sparsity):
 
     With a `tfprune.Sparsity`, the prunable layers become `PruneWrapper`s
     (Sequential and functional models, nested models included; shared layers
-    stay shared; layers tfprune cannot prune pass through unchanged). With a
-    `tfprune.Budget`, channel gates are inserted for budget tapering
-    (`tfprune.tapering.insert_gates`; train with
-    `tfprune.callbacks.BudgetTapering`). The copy starts with the original
-    weights; the original model is not modified.
+    stay shared; layers tfprune cannot prune pass through unchanged). Inside
+    custom layers (a block whose `call` runs Dense/attention sublayers) and
+    subclassed models the selected sublayers are replaced in place in a copy
+    (`tfprune.core.nested`): a subclassed model is copied with
+    `from_config(get_config())`, and only a model that cannot be copied so
+    is wrapped in place (a warning says so; the model passed in is then
+    modified and returned). With a `tfprune.Budget`, channel gates are
+    inserted for budget tapering (`tfprune.tapering.insert_gates`, graph
+    models only; train with `tfprune.callbacks.BudgetTapering`). The copy
+    starts with the original weights; the original model is not modified.
 
     Args:
-        model: a built Sequential or functional `keras.Model`.
+        model: a built Sequential, functional or subclassed `keras.Model`.
         sparsity: the spec: a `tfprune.Sparsity` or a `tfprune.Budget` (any
             `tfprune.core.spec.PruningSpec`); or a list of `Sparsity`, where
             each layer takes the first that selects it (e.g. blocks on the
@@ -132,12 +138,15 @@ def strip(model):
     """Returns a copy of `model` with plain Keras layers and the zeros baked in.
 
     The result needs no tfprune to load; its outputs equal the wrapped model's.
+    Custom layers holding wrappers are copied with plain sublayers. A
+    subclassed model is copied from its config; one that `wrap` had to wrap
+    in place is unwrapped in place (with a warning) and returned.
 
     Args:
-        model: a wrapped Sequential or functional model.
+        model: a wrapped Sequential, functional or subclassed model.
 
     Returns:
-        A new, uncompiled model.
+        A new, uncompiled model (or, see above, `model` itself).
 
     Example:
 
@@ -146,7 +155,7 @@ def strip(model):
     final.save("pruned.keras")
     ```
     """
-    cloning.check_cloneable(model, "strip")
+    cloning.check_cloneable(model, "strip", subclassed=True)
     _warn_if_never_pruned(wrappers_of(model, "tfprune.strip"))
     return strip_model(model)
 

@@ -113,7 +113,7 @@ def test_prune_wrapper_inside_a_subclassed_model():
     assert (kernel == 0).sum() == 96
     model.fit(x, y, epochs=1, verbose=0)
     assert (to_numpy(model.hidden.layer.kernel) == 0).sum() >= 96
-    with pytest.raises(ValueError, match="subclassed model"):
+    with pytest.raises(ValueError, match="'subclassed' is already wrapped"):
         tfprune.wrap(model, tfprune.Sparsity(0.5))
 
 

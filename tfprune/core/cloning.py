@@ -15,15 +15,28 @@ copy = clone_model(model, lambda layer: clone_layer(layer))
 ```
 """
 
+import inspect
+
 import keras
 
 from tfprune import _keras
 
 
-def check_cloneable(model, what):
-    """Raises a clear error unless `model` is a built Sequential/functional model."""
+def check_cloneable(model, what, subclassed=False):
+    """Raises a clear error unless `model` is a built Sequential/functional model.
+
+    With `subclassed=True` a built subclassed model passes too (`wrap` and
+    `strip` reach its layers through Keras' tracking, `tfprune.core.nested`).
+    """
     if not isinstance(model, keras.Model):
         raise TypeError(f"tfprune.{what}: expected a keras.Model; got {type(model).__name__}.")
+    if subclassed and _keras.functional_of(model) is None and not isinstance(model, keras.Sequential):
+        if not model.built:
+            raise ValueError(
+                f"tfprune.{what}: subclassed model {model.name!r} is not built. Call it once on data "
+                "or build it with model.build(input_shape) first."
+            )
+        return
     if not (isinstance(model, keras.Sequential) or _keras.is_functional(model)):
         raise ValueError(
             f"tfprune.{what}: model {model.name!r} is a subclassed model, which "
@@ -82,7 +95,16 @@ def new_layer(layer, config=None):
                                     arguments=layer.arguments, name=base["name"], dtype=base.get("dtype"),
                                     trainable=base.get("trainable", True))
         return clone, {}
-    config = dict(layer.get_config() if config is None else config)
+    if config is None:
+        try:
+            config = layer.get_config()
+        except (AttributeError, NotImplementedError) as err:
+            raise ValueError(
+                f"tfprune could not copy layer {layer.name!r} ({type(layer).__name__}): its get_config() "
+                f"fails ({type(err).__name__}: {err}). Fix get_config, or wrap the model's layers in place "
+                "by hand with tfprune.PruneWrapper."
+            ) from err
+    config = dict(config)
     saved = {}
     if layer.weights:
         for name in list(config):
@@ -92,7 +114,26 @@ def new_layer(layer, config=None):
             if name.endswith("_initializer") and hasattr(layer, name) and settable:
                 saved[name] = getattr(layer, name)
                 config[name] = "zeros"
-    return layer.__class__.from_config(config), saved
+    return _from_config(layer.__class__, config), saved
+
+
+def _from_config(cls, config):
+    """`cls.from_config(config)`, retried without the keys its constructor does not take.
+
+    Some layers put derived values in their config (keras-hub's
+    `ViTPatchingAndEmbedding` adds `num_patches`), which their own
+    `from_config` then refuses; Keras' loader never meets them, as a
+    keras-hub backbone is rebuilt from its own arguments.
+    """
+    try:
+        return cls.from_config(config)
+    except TypeError:
+        accepted = set(inspect.signature(cls.__init__).parameters)
+        accepted |= set(inspect.signature(keras.layers.Layer.__init__).parameters) | {"input_shape", "input_dim"}
+        trimmed = {k: v for k, v in config.items() if k in accepted}
+        if len(trimmed) == len(config):
+            raise
+        return cls.from_config(trimmed)
 
 
 def restore_initializers(layer, saved):
@@ -121,13 +162,110 @@ def clone_layer(layer, weights=None, config=None):
     if not isinstance(layer, keras.layers.Layer):
         return layer
     clone, saved = new_layer(layer, config)
-    build_config = layer.get_build_config() if layer.built else None
-    if build_config:
-        clone.build_from_config(build_config)
+    build_like(clone, layer)
     restore_initializers(clone, saved)
     if clone.built:
-        clone.set_weights(layer.get_weights() if weights is None else weights)
+        values = layer.get_weights() if weights is None else weights
+        if len(clone.weights) != len(values):
+            raise ValueError(
+                f"tfprune could not copy layer {layer.name!r} ({type(layer).__name__}): built from its "
+                f"config it has {len(clone.weights)} weights, the original {len(values)}. Make its "
+                "get_config() hold every constructor argument and create its sublayers in __init__ or "
+                "build(), or exclude it (Sparsity(..., exclude=[...]) cannot help here: it is copied "
+                "whether pruned or not)."
+            )
+        clone.set_weights(values)
+    _match_sublayer_names(clone, layer)
     return clone
+
+
+def _match_sublayer_names(clone, layer):
+    """Gives the sublayers of `clone` their originals' names.
+
+    A custom layer creates its sublayers anew from its config, and Keras
+    names unnamed ones by a global counter (`dense_7`): the copy's
+    sublayers take the names of the original's, so specs and reports name
+    the same layers. Layers of the original that the copy lacks (the
+    `PruneWrapper`s around a wrapped layer, which carry its name) are skipped.
+    """
+    ours = _keras.sublayers(clone, recursive=True)
+    if not ours:
+        return
+    theirs = iter(_keras.sublayers(layer, recursive=True))
+    for sub in ours:
+        for original in theirs:
+            if type(original) is type(sub):
+                if sub.name != original.name:
+                    sub.name = original.name
+                break
+
+
+def build_like(clone, layer):
+    """Builds the fresh `clone` so that it has the weights of `layer`.
+
+    Keras layers build from their build config. A custom layer whose
+    `build` creates no weights (its sublayers build on their first call,
+    as in most keras-hub blocks) is then called once on symbolic inputs
+    shaped like `layer`'s first call, or its build config's input shape.
+    """
+    if not layer.built:
+        return
+    build_config = layer.get_build_config()
+    # A layer with sublayers (or a model) and Keras' default build() would only
+    # be marked built, with a warning: such ones build on the symbolic call below.
+    default_build = type(clone).build in (keras.layers.Layer.build, keras.Model.build) and (
+        isinstance(clone, keras.Model) or bool(_keras.sublayers(clone)))
+    if build_config and not default_build and not clone.built:  # keras-hub's from_config may build
+        clone.build_from_config(build_config)
+    if clone.built and len(clone.weights) >= len(layer.weights):  # more: a config that adds a bias
+        return
+    call = _first_call_arguments(layer)
+    if call is None and build_config and "input_shape" in build_config:
+        shapes = build_config["input_shape"]
+        tensor = keras.tree.map_shape_structure(lambda shape: keras.KerasTensor(shape), shapes)
+        call = ([tensor], {})
+    if call is None:
+        if clone.built:
+            return  # `clone_layer` compares the weight counts and names the layer
+        raise ValueError(
+            f"tfprune could not copy layer {layer.name!r} ({type(layer).__name__}): its build() creates "
+            "no weights and it was never called on symbolic inputs, so their shapes are unknown. Call the "
+            "model once on keras.Input tensors (or build it with model.build(input_shape)) first."
+        )
+    clone(*call[0], **call[1])
+    clone.built = True  # a subclassed model called symbolically has its weights but may not say so
+
+
+def _first_call_arguments(layer):
+    """`(args, kwargs)` of `layer`'s first graph call, each symbolic tensor a fresh one (or `None`).
+
+    A copy of the layer called on them builds like it without joining the
+    original graph.
+    """
+    nodes = _keras.inbound_nodes(layer)
+    if not nodes:
+        return None
+
+    def fresh(x):
+        if isinstance(x, keras.KerasTensor):
+            return keras.KerasTensor(x.shape, dtype=x.dtype, sparse=x.sparse)
+        return x
+
+    arguments = nodes[0].arguments
+    return (keras.tree.map_structure(fresh, list(arguments.args)),
+            keras.tree.map_structure(fresh, dict(arguments.kwargs)))
+
+
+def copy_if_possible(layer, weights=None):
+    """`clone_layer(layer, weights)`, or `None` where the layer cannot be rebuilt from its config.
+
+    For subclassed models, whose `get_config` may be missing or incomplete:
+    the caller then works on the layer in place.
+    """
+    try:
+        return clone_layer(layer, weights)
+    except (NotImplementedError, TypeError, ValueError, KeyError):
+        return None
 
 
 def clone_model(model, layer_fn, call_fn=None):

@@ -32,8 +32,27 @@ _register_keras(
         unfold=unfold.dense_rows,
     ),
 )
+def _einsum_kernels(layer):
+    """EinsumDense's kernel: N:M runs along its last contracted (input) axis.
+
+    `"btd,ndh->btnh"` (a query projection) contracts `d`, axis 1 of the
+    kernel; `"btnh,nhd->btd"` (an output projection) `h`, axis 1; a plain
+    `"ab,bc->ac"` `b`, axis 0.
+    """
+    inputs, _, rest = str(layer.equation).partition(",")
+    kernel, _, output = rest.partition("->")
+    contracted = [i for i, c in enumerate(kernel) if c in inputs and c not in output]
+    return (KernelSpec("kernel", "out_last", contracted[-1] if contracted else None, None),)
+
+
 _register_keras(
-    ("EinsumDense",), LayerInfo(None, (KernelSpec("kernel", "out_last", 0, None),), unfold=unfold.einsum_rows)
+    ("EinsumDense",),
+    LayerInfo(
+        None,
+        (KernelSpec("kernel", "out_last", 0, None),),
+        kernels_for=_einsum_kernels,
+        unfold=unfold.einsum_rows,
+    ),
 )
 # The four projections; N:M along the model dimension (q/k/v) and value_dim
 # (output). Channels are heads: axis 1 of q/k/v `(d_model, heads, dim)`,

@@ -205,6 +205,10 @@ class LayerInfo:
             one-shot pruning (`tfprune.prune_oneshot`) builds its `XᵀX` from
             it (`tfprune.core.unfold`). `None`: the layer is pruned one-shot
             by magnitude only.
+        kernels_for: for a class whose kernel axes depend on the layer, a
+            function `layer -> tuple of KernelSpec` used for instances
+            (`EinsumDense` reads its input axis from its equation);
+            `kernels` stays the class-level entry.
     """
 
     role: str = None
@@ -222,6 +226,7 @@ class LayerInfo:
     elementwise: object = True
     affine: object = None
     unfold: object = None
+    kernels_for: object = None
 
     def __post_init__(self):
         if self.role is not None and self.role not in ROLES:
@@ -331,6 +336,8 @@ def kernel_specs_for(layer):
                 for spec in inner_specs
             ]
         return tuple(specs)
+    if info.kernels_for is not None and not isinstance(layer, type):
+        return tuple(info.kernels_for(layer)) or None
     return info.kernels or None
 
 

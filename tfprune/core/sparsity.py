@@ -12,7 +12,7 @@ import warnings
 import keras
 
 from tfprune import _keras
-from tfprune.core import cloning, projections, registry
+from tfprune.core import cloning, nested, projections, registry
 from tfprune.core.spec import PruningSpec, check_block_shape, check_scope, check_target, parse_granularity
 from tfprune.core.wrapper import PruneWrapper, iter_wrappers
 
@@ -278,30 +278,45 @@ def wrap_with_specs(model, specs):
     if sum(s.scope == "global" for s in specs) > 1:
         raise ValueError("tfprune.wrap: at most one spec of the list may use scope='global' (the global "
                          "layers of a model share one threshold and one target).")
-    cloning.check_cloneable(model, "wrap")
+    cloning.check_cloneable(model, "wrap", subclassed=True)
     if any(True for _ in iter_wrappers(model)):
         raise ValueError(
             f"tfprune.wrap: model {model.name!r} is already wrapped; call "
             "tfprune.strip(model) first to start again."
         )
-    layers = list(leaf_layers(model))
+    layers = list(nested.leaf_layers(model))
     for spec in specs:
         _check_spec_names(spec, layers)
     _check_unprunable(specs, layers)
     wrapped = [[] for _ in specs]
 
-    def wrap_layer(layer):
-        clone = cloning.clone_layer(layer)
-        if not registry.is_prunable(layer):
-            return clone
+    def choose(layer, clone):
         for names, spec in zip(wrapped, specs):
             wrapper = spec._wrapper_for(layer, clone)
             if wrapper is not None:
                 names.append(layer.name)
                 return wrapper
+        return None
+
+    def wrap_layer(layer):
+        clone = cloning.clone_layer(layer)
+        if registry.is_prunable(layer):
+            return choose(layer, clone) or clone
+        if nested.is_container(clone):  # a custom layer: its sublayers are wrapped in place, in the copy
+            nested.wrap_inside(clone, lambda sub: choose(sub, sub))
         return clone
 
-    new_model = cloning.clone_model(model, wrap_layer)
+    if _keras.functional_of(model) is not None:
+        new_model = cloning.clone_model(model, wrap_layer)
+    else:
+        new_model = _copy_subclassed(model)
+        nested.wrap_inside(new_model, lambda sub: choose(sub, sub))
+        if not _keras.call_has_training_arg(new_model):
+            warnings.warn(
+                f"tfprune.wrap: {type(model).__name__}.call takes no `training` argument, so Keras' fit "
+                "runs it in inference mode and the pruning methods' per-step updates never run. Add "
+                "`training=None` to its call signature (Keras passes it on to the layers inside).",
+                UserWarning, stacklevel=3)
     if not any(wrapped):
         raise ValueError(
             f"tfprune.wrap: {specs[0] if len(specs) == 1 else specs!r} selects no prunable layer of model "
@@ -314,13 +329,16 @@ def wrap_with_specs(model, specs):
     return new_model
 
 
-def leaf_layers(model):
-    """The layers of `model`, nested models opened (a layer's own sublayers are not)."""
-    for layer in _keras.sublayers(model):
-        if isinstance(layer, keras.Model):
-            yield from leaf_layers(layer)
-        else:
-            yield layer
+def _copy_subclassed(model):
+    """A copy of a subclassed model from its config, or the model itself (with a warning)."""
+    copy = cloning.copy_if_possible(model)
+    if copy is not None:
+        return copy
+    warnings.warn(
+        f"tfprune.wrap: subclassed model {model.name!r} cannot be copied from its config (give it a "
+        "get_config() returning its constructor arguments to keep the original intact), so its layers "
+        "are wrapped in place: the model passed in is modified and returned.", UserWarning, stacklevel=4)
+    return model
 
 
 def _check_spec_names(sparsity, layers):

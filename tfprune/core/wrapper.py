@@ -19,7 +19,7 @@ import keras
 from keras import ops
 
 from tfprune import _keras
-from tfprune.core import cloning, projections, registry
+from tfprune.core import projections, registry
 from tfprune.core.spec import check_block_shape, check_scope, check_target, parse_granularity
 from tfprune.core.state import MethodStateMixin, iter_state_layers, zero_fraction
 
@@ -51,8 +51,10 @@ def apply_mask(value, mask):
 class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
     """Wraps a prunable layer: masks, pruning step and method state as weights.
 
-    `tfprune.wrap()` inserts these for you. Wrap layers directly when you
-    build a subclassed model, which `wrap()` cannot clone.
+    `tfprune.wrap()` inserts these for you, inside custom layers and
+    subclassed models too; you may also place them yourself in a model you
+    write. A wrapper is called like its layer, keyword-only calls included
+    (`attention(query=x, value=x)`).
 
     Args:
         layer: the layer to prune: any class in the layer registry with
@@ -216,7 +218,7 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
                     mapping[id(bias)] = apply_mask(bias.value, self.channel_keep(i))
         return [(v, mapping.get(id(v), v.value)) for v in self.layer.variables]
 
-    def call(self, inputs, *args, training=None, **kwargs):
+    def call(self, inputs=None, *args, training=None, **kwargs):
         if training:
             if self.mask_updater is not None:
                 self.mask_updater(self)
@@ -226,7 +228,8 @@ class PruneWrapper(MethodStateMixin, keras.layers.Wrapper):
         if _keras.call_has_training_arg(self.layer):
             kwargs["training"] = training
         with keras.StatelessScope(self._effective_mapping(), collect_losses=True) as scope:
-            outputs = self.layer(inputs, *args, **kwargs)
+            # keras-hub calls attention with keywords only (`query=x, value=x`).
+            outputs = self.layer(*args, **kwargs) if inputs is None else self.layer(inputs, *args, **kwargs)
         for loss in scope.losses:
             self.add_loss(loss)
         return outputs
@@ -281,56 +284,6 @@ def wrappers_of(model, what="tfprune"):
 def is_wrapped(model):
     """Whether `model` holds at least one `PruneWrapper`."""
     return any(True for _ in iter_wrappers(model))
-
-
-def plain_clone(layer, weights=None):
-    """A copy of `layer` in plain Keras layers, with its weights (or `weights`).
-
-    Layers whose registry entry has a `to_plain` converter (the
-    hyperspherical layers) become what it returns; any other layer is
-    copied as it is (`tfprune.core.cloning.clone_layer`).
-    """
-    info = registry.layer_info(layer) if isinstance(layer, keras.layers.Layer) else None
-    if info is not None and info.to_plain is not None:
-        if weights is None:
-            weights = [ops.convert_to_numpy(v) for v in layer.weights]
-        return info.to_plain(layer, weights)
-    return cloning.clone_layer(layer, weights)
-
-
-def strip_model(model):
-    """A copy of a wrapped model with plain layers and the zeros baked in.
-
-    `tfprune.strip` is the public entry (with its checks); this is the
-    mechanism, shared by `shrink` and `export`. Layers with a registered
-    `to_plain` converter are converted whether wrapped or not.
-    """
-
-    def strip_layer(layer):
-        if not isinstance(layer, PruneWrapper):
-            return plain_clone(layer)
-        effective = {id(v): val for v, val in layer._effective_mapping()}
-        weights = [ops.convert_to_numpy(effective[id(v)]) for v in layer.layer.weights]
-        return plain_clone(layer.layer, weights)
-
-    return cloning.clone_model(model, strip_layer)
-
-
-def plain_model(model):
-    """`model` itself if it is plain Keras, else `strip_model(model)`.
-
-    A model is plain when it holds no `PruneWrapper` and no layer with a
-    registered `to_plain` converter.
-    """
-    return strip_model(model) if is_wrapped(model) or _has_convertible(model) else model
-
-
-def _has_convertible(model):
-    for layer in _keras.sublayers(model, recursive=True):
-        info = registry.layer_info(layer)
-        if info is not None and info.to_plain is not None:
-            return True
-    return False
 
 
 def base_layer(layer):

@@ -21,7 +21,7 @@ import warnings
 import keras
 
 from tfprune.core import disk
-from tfprune.core.wrapper import plain_model
+from tfprune.core.strip import plain_model
 from tfprune.exporting import formats, tempdirs
 from tfprune.exporting.tflite import check_quantize, converter_settings, tflite_source, to_tflite
 from tfprune.exporting.tflite_reader import misencoded_blocks

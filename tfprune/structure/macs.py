@@ -58,6 +58,10 @@ def _calls(model):
         if isinstance(layer, keras.Model):
             yield from _calls(layer)
             continue
+        if not isinstance(layer, PruneWrapper) and registry.layer_info(layer) is None and _keras.sublayers(layer):
+            for sub, in_shape, out_shape in _built_layer_shapes(layer):  # a custom layer: its sublayers, built
+                yield sub, [in_shape], out_shape
+            continue
         for xs, y in _keras.call_sites(model, layer, all_inputs=True):
             yield layer, [tuple(x.shape) for x in xs], tuple(y.shape)
 
@@ -71,8 +75,9 @@ def _built_layer_shapes(container):
         if not isinstance(layer, PruneWrapper) and _keras.sublayers(layer):
             yield from _built_layer_shapes(layer)
             continue
-        config = layer.get_build_config() if layer.built else None
-        in_shape = (config or {}).get("input_shape")
+        config = (base_layer(layer).get_build_config() if layer.built else None) or {}
+        # Attention builds from a shapes dict: count at the query's positions.
+        in_shape = config.get("input_shape") or (config.get("shapes_dict") or {}).get("query_shape")
         if in_shape is None:
             continue  # not built, or built from several inputs: no shape to count with
         in_shape = tuple(in_shape)

@@ -46,7 +46,8 @@ import keras
 import numpy as np
 
 from tfprune.core import cloning, registry
-from tfprune.core.wrapper import base_layer, plain_model
+from tfprune.core.strip import plain_model
+from tfprune.core.wrapper import base_layer
 from tfprune.structure import analysis
 from tfprune.structure.weights import assign_by_attr, slice_heads, slice_weights
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from tfprune.core import cloning
 from tfprune.core.sparsity import matches_any
-from tfprune.core.wrapper import is_wrapped, plain_clone
+from tfprune.core.strip import plain_clone
+from tfprune.core.wrapper import is_wrapped
 from tfprune.methods.hyperspherical.layers import (
     CosineConv2D,
     CosineDense,

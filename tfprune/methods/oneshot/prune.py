@@ -26,7 +26,8 @@ import keras
 from keras import ops
 
 from tfprune.core import cloning, masks, projections, registry
-from tfprune.core.sparsity import Sparsity, leaf_layers
+from tfprune.core.nested import leaf_layers
+from tfprune.core.sparsity import Sparsity
 from tfprune.core.wrapper import is_wrapped
 from tfprune.methods.oneshot import solvers
 from tfprune.methods.oneshot.calibration import input_statistics
