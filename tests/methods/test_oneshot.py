@@ -101,3 +101,15 @@ def test_a_wrapped_model_is_refused_and_global_magnitude_works():
     result = tfprune.prune_oneshot(model, None, tfprune.Sparsity(0.8, scope="global"), method="magnitude",
                                    recalibrate=False, verbose=0)
     assert result.sparsity == pytest.approx(0.8, abs=0.01)
+
+
+def test_a_layer_whose_inputs_do_not_unfold_falls_back_to_magnitude_with_a_warning():
+    inputs = keras.Input((5, 6))
+    # The kernel (heads, d_model, dim) does not start with the contracted axis: no rows of it.
+    h = keras.layers.EinsumDense("btd,ndh->btnh", output_shape=(5, 2, 4), name="proj")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(keras.layers.Flatten()(h)))
+    x = np.random.default_rng(0).normal(size=(32, 5, 6)).astype("float32")
+    with pytest.warns(UserWarning, match="'proj'.*pruned by magnitude instead"):
+        result = tfprune.prune_oneshot(model, x, tfprune.Sparsity(0.5), verbose=0)
+    assert [k.method for k in result.kernels] == ["magnitude", "sparsegpt"]
+    assert all(k.sparsity == pytest.approx(0.5, abs=0.02) for k in result.kernels)

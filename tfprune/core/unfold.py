@@ -24,6 +24,10 @@ import math
 from keras import ops
 
 
+class UnfoldError(ValueError):
+    """The layer's inputs do not unfold into rows of its kernel (an unsupported configuration)."""
+
+
 def dense_rows(layer, inputs):
     """`inputs` with every axis but the last flattened into rows."""
     return ops.reshape(ops.cast(inputs, "float32"), (-1, inputs.shape[-1]))
@@ -33,11 +37,11 @@ def conv_rows(layer, inputs):
     """The patches of a `Conv1D`/`Conv2D` input, one row per output position.
 
     Raises:
-        ValueError: for channels-first data, grouped or 3-D convolutions,
+        UnfoldError: for channels-first data, grouped or 3-D convolutions,
             which have no patch extraction here.
     """
     if getattr(layer, "data_format", "channels_last") != "channels_last" or getattr(layer, "groups", 1) != 1:
-        raise ValueError(
+        raise UnfoldError(
             f"layer {layer.name!r}: one-shot calibration handles channels-last convolutions with groups=1 only."
         )
     x = ops.cast(inputs, "float32")
@@ -50,7 +54,7 @@ def conv_rows(layer, inputs):
         x = ops.expand_dims(x, 1)
         size, strides, dilation = (1,) + size, (1,) + strides, (1,) + dilation
     elif len(size) != 2:
-        raise ValueError(f"layer {layer.name!r}: one-shot calibration handles 1-D and 2-D convolutions only.")
+        raise UnfoldError(f"layer {layer.name!r}: one-shot calibration handles 1-D and 2-D convolutions only.")
     patches = ops.image.extract_patches(x, size, strides=strides, dilation_rate=dilation, padding=padding)
     return ops.reshape(patches, (-1, patches.shape[-1]))
 
@@ -70,7 +74,7 @@ def einsum_rows(layer, inputs):
         0,
     )
     if not contracted:
-        raise ValueError(
+        raise UnfoldError(
             f"layer {layer.name!r}: one-shot calibration needs the EinsumDense kernel's leading axes to be the "
             f"input's trailing axes; equation {layer.equation!r} is not of that form."
         )

@@ -36,7 +36,11 @@ def input_statistics(model, owner, unfold, batches, full=True):
     original = owner.call
 
     def recording_call(inputs, *args, **kwargs):
-        rows = unfold(owner, inputs)
+        try:
+            rows = unfold(owner, inputs)
+        except ValueError as error:  # Keras rewraps errors raised in call: keep the original
+            state["error"] = error
+            raise
         stat = ops.matmul(ops.transpose(rows), rows) if full else ops.sum(ops.square(rows), axis=0)
         state["sum"] = stat if state["sum"] is None else state["sum"] + stat
         state["rows"] += int(rows.shape[0])
@@ -46,6 +50,10 @@ def input_statistics(model, owner, unfold, batches, full=True):
     try:
         for x in batches:
             model(x, training=False)
+    except Exception:
+        if "error" in state:
+            raise state["error"] from None
+        raise
     finally:
         del owner.call
     if state["sum"] is None:

@@ -21,6 +21,7 @@ import dataclasses
 import itertools
 import math
 import time
+import warnings
 
 import keras
 from keras import ops
@@ -28,6 +29,7 @@ from keras import ops
 from tfprune.core import cloning, masks, projections, registry
 from tfprune.core.nested import leaf_layers
 from tfprune.core.sparsity import Sparsity
+from tfprune.core.unfold import UnfoldError
 from tfprune.core.wrapper import is_wrapped
 from tfprune.methods.oneshot import solvers
 from tfprune.methods.oneshot.calibration import input_statistics
@@ -151,11 +153,16 @@ def prune_oneshot(model, data, spec, method="sparsegpt", calibration_steps=None,
         tic = time.perf_counter()
         info = registry.layer_info(owner)
         unfold = info.unfold if info is not None and kernel_spec.layout == "out_last" else None
-        if method == "magnitude" or unfold is None:
+        stat = None
+        if method != "magnitude" and unfold is not None:
+            try:
+                stat, rows = input_statistics(pruned, owner, unfold, batches, full=method == "sparsegpt")
+                rows_seen = rows_seen or rows
+            except UnfoldError as why:  # e.g. an EinsumDense whose kernel does not start with its inputs
+                warnings.warn(f"prune_oneshot: {why}; pruned by magnitude instead.", stacklevel=2)
+        if stat is None:
             new, used, error = _magnitude(variable, kernel_spec, spec, target, threshold), "magnitude", None
         else:
-            stat, rows = input_statistics(pruned, owner, unfold, batches, full=method == "sparsegpt")
-            rows_seen = rows_seen or rows
             new, error = _solve(method, variable, stat, _pattern(spec, target), damping, block_size, owner.name)
             used = method
         variable.assign(ops.cast(new, variable.dtype))
