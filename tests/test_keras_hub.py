@@ -148,3 +148,36 @@ def test_a_method_prunes_inside_the_blocks_during_fit():
                callbacks=[tfprune.callbacks.MagnitudePruning(schedule)])
     masks = [np.asarray(keras.ops.convert_to_numpy(m)) for w in iter_wrappers(pruned) for m in w.masks]
     assert len(masks) == 14 and all(1 - m.mean() == pytest.approx(0.5, abs=0.02) for m in masks)
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt2", "vit"])
+def test_heads_shrink_inside_the_blocks(name):
+    # Heads change no shape outside their layer, so shrink removes them inside keras-hub's blocks too.
+    backbone, x = BACKBONES[name]()
+    attention = [layer for layer in tfprune.core.nested.leaf_layers(backbone)
+                 if isinstance(layer, keras.layers.MultiHeadAttention)]
+    for layer in attention:  # zero head 1's output rows and value columns, as a pruned head is
+        out, value = layer.output_dense.kernel, layer.value_dense.kernel
+        out.assign(keras.ops.convert_to_tensor(np.where(np.arange(2)[:, None, None] == 1, 0.0, numpy(out)[0])))
+        value.assign(keras.ops.convert_to_tensor(np.where(np.arange(2)[None, :, None] == 1, 0.0, numpy(value)[0])))
+    small = tfprune.shrink(backbone)
+    heads = [layer.num_heads for layer in tfprune.core.nested.leaf_layers(small)
+             if isinstance(layer, keras.layers.MultiHeadAttention)]
+    assert heads == [1] * len(attention)
+    assert [layer.num_heads for layer in attention] == [2] * len(attention)  # the original is untouched
+    for a, b in zip(numpy(small(x)), numpy(backbone(x))):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_heads_pruned_by_magnitude_inside_a_bert_block_shrink_end_to_end():
+    backbone, x = bert()
+    names = [layer.name for layer in tfprune.core.nested.leaf_layers(backbone)
+             if isinstance(layer, keras.layers.MultiHeadAttention)]
+    pruned = tfprune.wrap(backbone, tfprune.Sparsity(0.5, granularity="channel", include=names))
+    tfprune.hard_prune(pruned)  # one head of two, the same head in all four projections
+    plain = tfprune.strip(pruned)
+    small = tfprune.shrink(plain)
+    assert [layer.num_heads for layer in tfprune.core.nested.leaf_layers(small)
+            if isinstance(layer, keras.layers.MultiHeadAttention)] == [1, 1]
+    for a, b in zip(numpy(small(x)), numpy(plain(x))):
+        np.testing.assert_allclose(a, b, atol=1e-4)

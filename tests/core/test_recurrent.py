@@ -45,7 +45,14 @@ def _rnn_masks(model):
     return {spec.attr: to_numpy(m.value) for spec, m in zip(wrapper.kernel_specs, wrapper.masks)}
 
 
-@pytest.mark.parametrize("make_rnn", [_lstm, _gru, _simple, _bidirectional], ids=lambda f: f.__name__[1:])
+# GRU and SimpleRNN share LSTM's path through the cell: under JAX (about 10 s a fit here) only LSTM and
+# Bidirectional run, for the default-run budget.
+@pytest.mark.parametrize(
+    "make_rnn",
+    [_lstm, pytest.param(_gru, marks=pytest.mark.tf_only), pytest.param(_simple, marks=pytest.mark.tf_only),
+     _bidirectional],
+    ids=["lstm", "gru", "simple", "bidirectional"],
+)
 def test_kernels_reach_their_targets_and_strip_to_plain_layers(make_rnn):
     keras.utils.set_random_seed(0)
     model = _model(make_rnn)

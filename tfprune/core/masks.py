@@ -121,8 +121,37 @@ def compute_masks(wrappers, values, targets=None):
                 for k, v in enumerate(values[i])
             ]
     for i, w in enumerate(wrappers):
-        if masks[i] is None:
+        if masks[i] is None and _shares_channels(w):
+            masks[i] = shared_channel_masks(w, values[i], targets[i])
+        elif masks[i] is None:
             masks[i] = [layer_mask(w, k, v, targets[i]) for k, v in enumerate(values[i])]
+    return masks
+
+
+def _shares_channels(wrapper):
+    """Channel granularity on a layer whose kernels index the same channels (attention heads)."""
+    specs = wrapper.kernel_specs
+    return wrapper.kind == "channel" and len(specs) > 1 and all(s.channel_axis is not None for s in specs)
+
+
+def shared_channel_masks(wrapper, values, target):
+    """One channel choice for all of a layer's kernels: an attention layer loses whole heads.
+
+    A head's score is the L2 norm of its slices of every kernel (its query,
+    key and value columns and output rows), so the four projections drop the
+    same heads, with or without a graph to couple them (`hard_prune` couples
+    graph layers again, across layers).
+    """
+    per_kernel = []
+    for spec, v in zip(wrapper.kernel_specs, values):
+        axes = spec.channel_reduce_axes(len(v.shape))
+        per_kernel.append(ops.sum(ops.square(v), axis=axes))
+    keep = projections.unstructured_mask(ops.sqrt(sum(per_kernel)), target)
+    masks = []
+    for spec, v in zip(wrapper.kernel_specs, values):
+        shape = [1] * len(v.shape)
+        shape[spec.channel_axis % len(v.shape)] = -1
+        masks.append(ops.broadcast_to(ops.reshape(ops.cast(keep, v.dtype), shape), ops.shape(v)))
     return masks
 
 

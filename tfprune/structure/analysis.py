@@ -56,6 +56,7 @@ from tfprune.core import cloning, registry
 from tfprune.core.registry import weight_array
 from tfprune.core.wrapper import base_layer
 from tfprune.structure.groups import ChannelGraph, TensorChannels
+from tfprune.structure.heads import zero_heads
 
 
 def _activation_keeps_zero(activation):
@@ -222,22 +223,12 @@ class _Analyzer:
         heads = self.g.layer_heads[key]
         zero = np.zeros(n_heads, bool)
         if self.g.compute_zero:
-            _, _, value, output = info.kernels
-            zero = self._heads_zero(layer, output, n_heads)
-            v_zero = self._heads_zero(layer, value, n_heads)
-            bias = weight_array(layer, info.head_vectors[2]) if len(info.head_vectors) > 2 else None
-            if bias is not None:
-                v_zero &= np.all(self.close(bias.reshape(n_heads, -1)), axis=1)
-            zero |= v_zero
+            zero = zero_heads(layer, self.atol)
         # The output projection reads the heads; keep one head at least.
         self.g.observe(self.g.record(TensorChannels(heads, zero)))
         out = self.g.fresh(n_out)
         self.g.pin(out, f"the model dimension of attention layer {op.name!r}")
         return TensorChannels(out, np.zeros(n_out, bool))
-
-    def _heads_zero(self, layer, spec, n_heads):
-        kernel = np.moveaxis(weight_array(layer, spec.attr), spec.channel_axis, 0)
-        return np.all(self.close(kernel.reshape(n_heads, -1)), axis=1)
 
     def embedding(self, op, layer, node, infos):
         n_out = _last_dim(node.outputs[0])

@@ -45,10 +45,11 @@ import warnings
 import keras
 import numpy as np
 
+from tfprune import _keras
 from tfprune.core import cloning, registry
 from tfprune.core.strip import plain_model
 from tfprune.core.wrapper import base_layer
-from tfprune.structure import analysis
+from tfprune.structure import analysis, heads
 from tfprune.structure.weights import assign_by_attr, slice_heads, slice_weights
 
 
@@ -182,6 +183,11 @@ def shrink(model, atol=0.0):
     shrinker = _Shrinker(graph, graph.removable(), rebuild)
     new_model = rebuild.run(shrinker)
     shrinker.set_weights()
+    # Heads inside custom layers (keras-hub blocks) go locally: a head changes no shape outside its layer.
+    originals = {id(layer) for layer in _keras.sublayers(model, recursive=True)}
+    for layer in new_model.layers:
+        if id(layer) not in originals and heads.has_attention_inside(layer):
+            heads.shrink_heads_inside(layer, atol)
     return new_model
 
 

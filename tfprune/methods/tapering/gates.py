@@ -103,7 +103,11 @@ class ChannelGate(MethodStateMixin, keras.layers.Layer):
                 f"ChannelGate {self.name!r}: the channel (last) axis of its input "
                 f"must be known; got input shape {tuple(input_shape)}."
             )
-        self.units = int(units)
+        self._build_gate(int(units))
+
+    def _build_gate(self, units):
+        """Creates the `units` gate values (1 / lr_multiplier, kept in [0, 1 / lr_multiplier])."""
+        self.units = units
         self.gate = self.add_weight(
             name="gate",
             shape=(self.units,),

@@ -18,7 +18,7 @@ import keras
 from keras import ops
 
 from tfprune.core import registry
-from tfprune.methods.tapering.gates import ChannelGate, UnitInterval
+from tfprune.methods.tapering.gates import ChannelGate
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
@@ -62,16 +62,7 @@ class HeadGate(ChannelGate):
     def build(self, query_shape, value_shape, key_shape=None):
         if not self.layer.built:
             self.layer.build(query_shape, value_shape, key_shape)
-        self.units = self.num_heads
-        self.gate = self.add_weight(
-            name="gate",
-            shape=(self.units,),
-            initializer=keras.initializers.Constant(1.0 / self.lr_multiplier),
-            constraint=UnitInterval(1.0 / self.lr_multiplier),
-            trainable=True,
-        )
-        self._build_method_state()
-        self.built = True
+        self._build_gate(self.num_heads)
 
     def _gated_values(self):
         """The value kernel and bias with head `h` scaled by `ĝ_h`."""
