@@ -150,7 +150,7 @@ def test_a_method_prunes_inside_the_blocks_during_fit():
     assert len(masks) == 14 and all(1 - m.mean() == pytest.approx(0.5, abs=0.02) for m in masks)
 
 
-@pytest.mark.parametrize("name", ["bert", "gpt2", "vit"])
+@pytest.mark.parametrize("name", ["bert", pytest.param("gpt2", marks=slow_on_jax), pytest.param("vit", marks=slow_on_jax)])
 def test_heads_shrink_inside_the_blocks(name):
     # Heads change no shape outside their layer, so shrink removes them inside keras-hub's blocks too.
     backbone, x = BACKBONES[name]()
@@ -169,6 +169,7 @@ def test_heads_shrink_inside_the_blocks(name):
         np.testing.assert_allclose(a, b, atol=1e-4)
 
 
+@slow_on_jax
 def test_heads_pruned_by_magnitude_inside_a_bert_block_shrink_end_to_end():
     backbone, x = bert()
     names = [layer.name for layer in tfprune.core.nested.leaf_layers(backbone)
