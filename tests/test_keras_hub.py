@@ -150,7 +150,9 @@ def test_a_method_prunes_inside_the_blocks_during_fit():
     assert len(masks) == 14 and all(1 - m.mean() == pytest.approx(0.5, abs=0.02) for m in masks)
 
 
-@pytest.mark.parametrize("name", ["bert", pytest.param("gpt2", marks=slow_on_jax), pytest.param("vit", marks=slow_on_jax)])
+@pytest.mark.parametrize(
+    "name", ["bert", pytest.param("gpt2", marks=slow_on_jax), pytest.param("vit", marks=slow_on_jax)]
+)
 def test_heads_shrink_inside_the_blocks(name):
     # Heads change no shape outside their layer, so shrink removes them inside keras-hub's blocks too.
     backbone, x = BACKBONES[name]()
