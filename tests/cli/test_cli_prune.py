@@ -67,6 +67,7 @@ METHOD_RUNS = {
     "slr": (["--sparsity", "0.5"], 0.1),
     "hyperspherical": (["--sparsity", "0.5"], 0.1),
     "tapering": (["--budget", "0.5"], 0.1),
+    "sparsegpt": (["--sparsity", "0.5", "--calibration", "64"], 0.1),  # one-shot: no pruning epochs
 }
 
 
@@ -196,6 +197,10 @@ ERRORS = [  # (id, argv(files), message)
     ("detector", lambda f: ["--model", "yolov3_tiny"], r"--model yolov3_tiny is an object detector"),
     ("width of a file", lambda f: ["--model", f["cnn"], "--width", "0.5"], r"--width applies to zoo models only"),
     ("bad input shape", lambda f: ["--input-shape", "32,32"], r"--input-shape must be 3 positive integers"),
+    ("one-shot channels", lambda f: ["--method", "sparsegpt", "--granularity", "channel"],
+     r"--method sparsegpt prunes weights one-shot, not channels"),
+    ("calibration with magnitude", lambda f: ["--calibration", "64"],
+     r"--calibration does not apply to --method magnitude; it is an option of --method sparsegpt / wanda"),
     ("cifar10 not prepared", lambda f: ["--data", "cifar10", "--input-shape", "32,32,3",
                                         "--data-dir", f["root"]], r"not prepared.*never downloads"),
 ]

@@ -25,7 +25,8 @@ from tfprune.exporting import tempdirs
 
 EXIT_USAGE = 2
 COMMANDS = ("prune", "report", "export", "launch")
-METHOD_NAMES = ("magnitude", "admm", "slr", "hyperspherical", "tapering")
+METHOD_NAMES = ("magnitude", "admm", "slr", "hyperspherical", "tapering", "sparsegpt", "wanda")
+ONESHOT_METHODS = ("sparsegpt", "wanda")  # no pruning epochs: tfprune.prune_oneshot on calibration images
 # Options whose default depends on the method: None in the parser, filled by `tfprune.cli.methods`.
 PRUNE_DEFAULTS = {"sparsity": 0.9, "budget": 0.5, "granularity": "unstructured", "scope": "layer"}
 
@@ -129,6 +130,12 @@ def add_prune_arguments(p):
                           help="final penalty weight; 0 keeps rho constant (default: the method's)")
     proximal.add_argument("--harden", type=float, default=None,
                           help="fraction of the run trained with frozen masks (default: the method's)")
+
+    oneshot = p.add_argument_group("one-shot (sparsegpt, wanda): no pruning epochs")
+    oneshot.add_argument("--calibration", type=int, default=None,
+                         help="training images the one-shot methods calibrate on (default 512)")
+    oneshot.add_argument("--damping", type=float, default=None,
+                         help="SparseGPT's damping, a fraction of mean(diag XᵀX) (default 0.01)")
 
     sphere = p.add_argument_group("hyperspherical")
     sphere.add_argument("--strength", type=float, default=None, help="penalty strength (default 1)")

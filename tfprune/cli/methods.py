@@ -16,7 +16,7 @@ callback = method_factories()[args.method](args, steps_per_epoch=100)
 
 import tfprune
 from tfprune import callbacks, schedules
-from tfprune.cli.args import METHOD_NAMES, PRUNE_DEFAULTS, UsageError, parse_shape
+from tfprune.cli.args import METHOD_NAMES, ONESHOT_METHODS, PRUNE_DEFAULTS, UsageError, parse_shape
 from tfprune.core import spec as spec_lib
 
 # Options that belong to one method (or group of methods): dest -> methods.
@@ -33,10 +33,12 @@ METHOD_OPTIONS = {
     "update_every": ("tapering",),
     "gate_lr_multiplier": ("tapering",),
     "dual_lr": ("tapering",),
-    "sparsity": ("magnitude", "admm", "slr", "hyperspherical"),
-    "granularity": ("magnitude", "admm", "slr", "hyperspherical"),
-    "scope": ("magnitude", "admm", "slr", "hyperspherical"),
-    "block_shape": ("magnitude", "admm", "slr", "hyperspherical"),
+    "calibration": ONESHOT_METHODS,
+    "damping": ("sparsegpt",),
+    "sparsity": ("magnitude", "admm", "slr", "hyperspherical") + ONESHOT_METHODS,
+    "granularity": ("magnitude", "admm", "slr", "hyperspherical") + ONESHOT_METHODS,
+    "scope": ("magnitude", "admm", "slr", "hyperspherical") + ONESHOT_METHODS,
+    "block_shape": ("magnitude", "admm", "slr", "hyperspherical") + ONESHOT_METHODS,
 }
 
 
@@ -140,6 +142,9 @@ def resolve_method_options(args):
                              f"tapering); got --granularity {args.granularity}")
     if args.method == "tapering":
         return
+    if args.method in ONESHOT_METHODS:
+        _check_oneshot(args)
+        return
     try:  # the method's own checks, before any data is loaded
         callback = method_factories()[args.method](args, 1)
     except ValueError as err:
@@ -149,3 +154,17 @@ def resolve_method_options(args):
     if reason:  # the method states what it can prune (PruningCallback.refuses)
         raise UsageError(f"--method {args.method} does not take --granularity {args.granularity} --scope "
                          f"{args.scope}: {reason}")
+
+
+def _check_oneshot(args):
+    """The one-shot methods' own checks (before any data): what `prune_oneshot` refuses, as usage errors."""
+    args.calibration = 512 if args.calibration is None else args.calibration
+    args.damping = 0.01 if args.damping is None and args.method == "sparsegpt" else args.damping
+    if args.calibration < 1:
+        raise UsageError(f"--calibration must be >= 1 image; got {args.calibration}")
+    if args.granularity == "channel":
+        raise UsageError(f"--method {args.method} prunes weights one-shot, not channels: use --granularity "
+                         "unstructured, N:M or block (channels: --method magnitude / admm / slr / tapering)")
+    if args.scope == "global":
+        raise UsageError(f"--method {args.method} prunes each layer to its own target (as in the paper): "
+                         "use --scope layer")

@@ -24,11 +24,12 @@ import keras
 
 import tfprune
 from tfprune.cli import deploy, methods, report
-from tfprune.cli.args import UsageError, check_numbers, check_out, prune_parser
+from tfprune.cli.args import ONESHOT_METHODS, UsageError, check_numbers, check_out, prune_parser
 from tfprune.cli.config import write_config
 from tfprune.cli.data_source import check_available, describe_data, load_data, steps_of
 from tfprune.cli.model_source import build_model, describe_model, from_logits
 from tfprune.core import disk, registry
+from tfprune.core.masks import assign_masks
 from tfprune.core.wrapper import model_sparsity, wrappers_of
 from tfprune.exporting import tempdirs
 from tfprune.report import plotting
@@ -98,6 +99,20 @@ def _recalibrate(model, train, steps):
         tfprune.recalibrate_batch_norms(model, train, steps=min(steps, 20), verbose=0)
 
 
+def _oneshot(model, train, spec, args):
+    """`prune_oneshot` on `--calibration` training images, wrapped with masks equal to its zeros."""
+    images = deploy.calibration_images(train, args.calibration)
+    result = tfprune.prune_oneshot(model, images, spec, method=args.method, damping=args.damping or 0.01,
+                                   verbose=min(args.verbose, 1))
+    if args.verbose:
+        print(result)
+    wrapped = tfprune.wrap(result.model, spec)
+    wrappers = wrappers_of(wrapped)
+    assign_masks(wrappers, [[keras.ops.cast(keras.ops.not_equal(v.value, 0), v.dtype) for v in w.prunable_weights]
+                            for w in wrappers])
+    return wrapped
+
+
 def run_prune(args, plan):
     """Runs the `prune` command on a `prepare`d plan; returns the results dict (also `results.json`)."""
     keras.utils.set_random_seed(args.seed)
@@ -133,16 +148,24 @@ def run_prune(args, plan):
         spec = methods.spec_of(args)
         tapering = args.method == "tapering"
         hyperspherical = args.method == "hyperspherical"
+        oneshot = args.method in ONESHOT_METHODS
+        goal = f"{args.budget:.0%} of the dense MACs" if tapering else f"sparsity {spec.target:g}"
         if hyperspherical:  # unit-norm layers; outputs unchanged
             model = tfprune.layers.to_hyperspherical(model)
-        pruned = tfprune.wrap(model, spec)
-        compile_(pruned)
-        callback = methods.method_factories()[args.method](args, steps)
-        goal = f"{args.budget:.0%} of the dense MACs" if tapering else f"sparsity {spec.target:g}"
-        print(f"== pruning with {args.method}: {args.prune_epochs} epochs to {goal}")
-        fit(pruned, args.prune_epochs, "prune", [callback])
+        if oneshot:  # no pruning epochs: the masks are the one-shot zeros, kept by the fine-tune
+            print(f"== one-shot {args.method} on {args.calibration} training images to {goal}")
+            pruned = _oneshot(model, train, spec, args)
+            compile_(pruned)
+        else:
+            pruned = tfprune.wrap(model, spec)
+            compile_(pruned)
+            callback = methods.method_factories()[args.method](args, steps)
+            print(f"== pruning with {args.method}: {args.prune_epochs} epochs to {goal}")
+            fit(pruned, args.prune_epochs, "prune", [callback])
         before_shrink = None
-        if tapering:  # finalize closes and folds the gates; shrink removes the closed channels
+        if oneshot:
+            pass  # pruned already: the wrappers hold the one-shot masks
+        elif tapering:  # finalize closes and folds the gates; shrink removes the closed channels
             before = tfprune.tapering.finalize(pruned)
             before_shrink = tfprune.summary(before)
             pruned = tfprune.shrink(before)

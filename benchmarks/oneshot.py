@@ -1,0 +1,230 @@
+"""One-shot pruning with no training: magnitude, Wanda and SparseGPT on Fashion-MNIST, and one LLM-sized layer.
+
+The models and dense training of `benchmarks/hyperspherical.py` (LeNet-5 on
+20k images, ResNet-8 on 10k, 4 epochs, batch 128, Adam 1e-3, seed 0, real
+Fashion-MNIST; test on all 10k). Each trained model is pruned by
+`tfprune.prune_oneshot` at 50% and 70% unstructured and 2:4 (the first
+convolution excluded: one input channel), with calibration images taken
+from the training set:
+
+- `magnitude`: the smallest |w| per layer, BN statistics re-estimated on
+  512 images;
+- `wanda`: 512 calibration images;
+- `sparsegpt`: 128, 512 and 2048 calibration images.
+
+Recorded per row: test accuracy and drop against dense, wall time of
+`prune_oneshot` (with the median dense epoch time beside it), peak resident
+memory of the process during the call (Linux VmHWM, reset before each
+call), and the largest input statistic (`k × k` float32) held. SLR's and
+hyperspherical pruning's retrain-free rows are read from
+`results/hyperspherical.json` (not rerun; they train for 4 epochs).
+
+`--layer` times one LLM-sized layer alone: Dense 4096 → 4096, 2048
+calibration tokens, SparseGPT 50%.
+
+    python benchmarks/oneshot.py                   # ~10 min on 2 quiet cores
+    python benchmarks/oneshot.py --quick           # ~2 min: 2k images, 1 epoch
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from common import (  # noqa: E402
+    EpochTimer,
+    compile_classifier,
+    fashion_mnist_arrays,
+    read_json,
+    run_info,
+    run_record,
+    save_figure,
+    update_json,
+)
+
+import tfprune  # noqa: E402
+
+RESULTS = os.path.join(HERE, "results", "oneshot.json")
+MODELS = {
+    "lenet5": dict(build=lambda: tfprune.models.lenet5(), limit=20000, first="conv1"),
+    "resnet8": dict(build=lambda: tfprune.models.resnet_cifar(8, input_shape=(28, 28, 1)), limit=10000,
+                    first=None),
+}
+PATTERNS = ("0.5", "0.7", "2:4")
+ARMS = [("magnitude", 512), ("wanda", 512), ("sparsegpt", 128), ("sparsegpt", 512), ("sparsegpt", 2048)]
+
+
+def peak_rss_reset():
+    """Resets the process's peak resident size (Linux `clear_refs` 5); False where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def spec_for(pattern, model_name, model):
+    if pattern == "2:4":
+        first = MODELS[model_name]["first"] or next(
+            layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+        return tfprune.Sparsity(None, granularity="2:4", exclude=[first])
+    return tfprune.Sparsity(float(pattern))
+
+
+def accuracy(model, xt, yt):
+    logits = model.predict(xt, batch_size=500, verbose=0)
+    return float(np.mean(np.argmax(logits, -1) == yt))
+
+
+def train(name, args):
+    x, y, xt, yt = fashion_mnist_arrays(MODELS[name]["limit"] if not args.quick else 2000)
+    keras.utils.set_random_seed(args.seed)
+    model = compile_classifier(MODELS[name]["build"]())
+    timer = EpochTimer()
+    model.fit(x, y, batch_size=128, epochs=args.epochs, verbose=0, callbacks=[timer])
+    epoch = statistics.median(timer.times[1:] if len(timer.times) > 1 else timer.times)
+    return model, (x, y, xt, yt), epoch
+
+
+def prune_row(model, name, data, pattern, method, images, dense_accuracy):
+    x, _, xt, yt = data
+    spec = spec_for(pattern, name, model)
+    calibration = x[:images]
+    reset = peak_rss_reset()
+    start = time.perf_counter()
+    result = tfprune.prune_oneshot(model, calibration, spec, method=method, verbose=0)
+    seconds = time.perf_counter() - start
+    acc = accuracy(result.model, xt, yt)
+    widths = [int(np.prod(k.shape[:-1])) for k in result.kernels if k.method != "magnitude"]
+    return {
+        "model": name, "pattern": pattern, "method": method, "calibration_images": images,
+        "accuracy": acc, "drop_pt": round(100 * (dense_accuracy - acc), 3), "seconds": round(seconds, 2),
+        "sparsity": round(result.sparsity, 4), "peak_rss_mb": round(peak_rss_mb(), 1) if reset else None,
+        "largest_statistic_mb": round(max(widths) ** 2 * 4 / 2**20, 2) if widths and method == "sparsegpt" else 0.0,
+        "kernels": [{"layer": k.layer, "method": k.method, "sparsity": round(k.sparsity, 4),
+                     "error": None if k.error is None else round(k.error, 5)} for k in result.kernels],
+    }
+
+
+def llm_layer(args):
+    """SparseGPT 50% on one Dense 4096 → 4096 layer with 2048 calibration tokens."""
+    size, tokens = (1024, 512) if args.quick else (4096, 2048)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((size,))
+    model = keras.Model(inputs, keras.layers.Dense(size, use_bias=False, name="proj")(inputs))
+    x = np.random.default_rng(0).normal(size=(tokens, size)).astype("float32")
+    reset = peak_rss_reset()
+    base = peak_rss_mb()
+    start = time.perf_counter()
+    result = tfprune.prune_oneshot(model, x, tfprune.Sparsity(0.5), batch_size=256, recalibrate=False, verbose=0)
+    seconds = time.perf_counter() - start
+    params = size * size
+    return {
+        "layer": f"Dense {size}->{size}", "tokens": tokens, "seconds": round(seconds, 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1) if reset else None, "rss_before_mb": round(base, 1),
+        "statistic_mb": round(size * size * 4 / 2**20, 1), "error": round(result.kernels[0].error, 5),
+        # A 1 B-parameter decoder holds about 1e9 / (size²) such layers' worth of weights; layer by layer,
+        # only one layer's statistic is alive at a time.
+        "projection_1b_hours": round(1e9 / params * seconds / 3600, 2),
+    }
+
+
+def plot(data, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(MODELS), figsize=(11, 4), squeeze=False)
+    for ax, name in zip(axes[0], MODELS):
+        rows = [r for r in data.get("rows", []) if r["model"] == name]
+        if not rows:
+            continue
+        for method, images in ARMS:
+            points = [next((r["drop_pt"] for r in rows if r["pattern"] == p and r["method"] == method
+                            and r["calibration_images"] == images), np.nan) for p in PATTERNS]
+            ax.plot(range(len(PATTERNS)), points, "o-", label=f"{method} ({images})")
+        for method, values in data.get("reused", {}).get(name, {}).items():
+            ax.plot([0, 1], [values.get("0.5", np.nan), values.get("0.7", np.nan)], "s--", alpha=0.6,
+                    label=f"{method} (4 epochs, hyperspherical.json)")
+        ax.set_xticks(range(len(PATTERNS)), ["50%", "70%", "2:4"])
+        ax.set_ylabel("accuracy drop vs dense (pt)")
+        ax.set_title(f"{name}: one-shot, no training")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def reused_rows():
+    """SLR's and hyperspherical's retrain-free drops (pt, BN re-estimated where recorded) from hyperspherical.json."""
+    data = read_json(os.path.join(HERE, "results", "hyperspherical.json")) or {}
+    out = {}
+    for s in data.get("summary", []):
+        if s["method"] in ("slr", "hs") and s["model"] in MODELS:
+            dense = next(d for d in data["summary"] if d["model"] == s["model"] and d["method"] == "dense")
+            free = s.get("retrain_free_bn", s["retrain_free"])
+            out.setdefault(s["model"], {}).setdefault(s["method"], {})[f"{s['target']:g}"] = round(
+                100 * (dense["retrain_free"] - free), 3)
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=list(MODELS))
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--no-layer", action="store_true", help="skip the LLM-sized layer")
+    p.add_argument("--out", default=RESULTS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.epochs = 1
+    start = run_info(argv)
+    rows, dense = [], {}
+    for name in args.models:
+        model, data, epoch = train(name, args)
+        dense[name] = {"accuracy": accuracy(model, data[2], data[3]), "epoch_seconds": round(epoch, 2),
+                       "training_images": len(data[0])}
+        print(f"{name}: dense {dense[name]['accuracy']:.4f}, {epoch:.1f} s/epoch", flush=True)
+        for pattern in PATTERNS:
+            for method, images in ARMS:
+                row = prune_row(model, name, data, pattern, method, images, dense[name]["accuracy"])
+                rows.append(row)
+                print(f"  {pattern:>4} {method:<9} {images:>4} img: acc {row['accuracy']:.4f} "
+                      f"(drop {row['drop_pt']:+.2f} pt) {row['seconds']:.1f} s, peak {row['peak_rss_mb']} MB",
+                      flush=True)
+    layer = None if args.no_layer else llm_layer(args)
+    if layer:
+        print(f"LLM layer: {layer}", flush=True)
+
+    def update(data):
+        data.update(run=run_record(start, args.seed), setting={k: v for k, v in vars(args).items() if k != "out"},
+                    dense=dense, rows=rows, reused=reused_rows())
+        if layer:
+            data["llm_layer"] = layer
+        return data
+
+    data = update_json(args.out, update)
+    plot(data, os.path.splitext(args.out)[0] + ".png")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
