@@ -53,4 +53,4 @@ def seeds_text(n):
 
 
 # The figure functions register themselves on import.
-from figures import admm_slr, deploy, runs, transformer  # noqa: E402, F401
+from figures import admm_slr, deploy, oneshot, runs, transformer  # noqa: E402, F401
