@@ -44,15 +44,21 @@ def tiny_data(n=32, seed=0):
     return x, y
 
 
-def _layer_model(layer_factory):
+def _layer_model(layer_factory, kind="layer"):
+    """A model holding the layer: on 8×8×1 images, or on them as 16 tokens of 4 (sequence and attention layers)."""
     inputs = keras.Input((8, 8, 1))
-    outputs = layer_factory()(inputs)
+    if kind == "layer":
+        return keras.Model(inputs, layer_factory()(inputs))
+    tokens = keras.layers.Reshape((16, 4))(inputs)
+    layer = layer_factory()
+    outputs = layer(tokens, tokens) if kind == "attention_layer" else layer(tokens)
     return keras.Model(inputs, outputs)
 
 
 # name -> (kind, factory). Kinds: "layer" (a factory of the layer, called on
-# 8×8×1 inputs), "object" (config round trip only), "callback" (a factory of
-# the callback and the model preparer it needs).
+# 8×8×1 inputs), "sequence_layer" / "attention_layer" (called on 16 tokens of
+# 4, once / as query and value), "object" (config round trip only),
+# "callback" (a factory of the callback and the model preparer it needs).
 PUBLIC_OBJECTS = {
     "PruneWrapper": ("layer", lambda: tfprune.PruneWrapper(keras.layers.Conv2D(4, 3), target=0.5)),
     "ChannelGate": ("layer", lambda: tfprune.layers.ChannelGate(lr_multiplier=3.0)),
@@ -78,6 +84,10 @@ PUBLIC_OBJECTS = {
     "UnitNorm": ("object", lambda: tfprune.layers.UnitNorm(axis=(0, 1, 2))),
     "HypersphericalPenalty": ("object", lambda: tfprune.regularizers.HypersphericalPenalty(0.7, keep_strength=0.1)),
     "Hyperspherical": ("callback", lambda: tfprune.callbacks.Hyperspherical(strength=2.0, update_every=2)),
+    "HeadGate": ("attention_layer", lambda: tfprune.layers.HeadGate(
+        keras.layers.MultiHeadAttention(2, 2, name="mha"), lr_multiplier=2.0)),
+    "ClassToken": ("sequence_layer", lambda: tfprune.models.ClassToken()),
+    "PositionEmbedding": ("sequence_layer", lambda: tfprune.models.PositionEmbedding()),
     "YoloLoss": ("object", lambda: tfprune.models.yolo_ops.YoloLoss([(10, 13), (16, 30)], (64, 96), 0.6)),
     "UFLDLoss": ("object", lambda: tfprune.models.ufld_ops.UFLDLoss(0.5, 0.0, focal_gamma=1.0)),
 }
@@ -97,9 +107,9 @@ def assert_config_round_trip(obj):
     return again
 
 
-def assert_layer_saves_and_loads(layer_factory, directory):
+def assert_layer_saves_and_loads(layer_factory, directory, kind="layer"):
     """A model holding the layer saves to `.keras` and loads (also with safe_mode) equal."""
-    model = _layer_model(layer_factory)
+    model = _layer_model(layer_factory, kind)
     x = tiny_data(4)[0]
     expected = keras.ops.convert_to_numpy(model(x))
     path = os.path.join(directory, "layer.keras")

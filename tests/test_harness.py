@@ -14,9 +14,8 @@ from harness import (
 
 import tfprune
 
-BY_KIND = {
-    kind: sorted(n for n, (k, _) in PUBLIC_OBJECTS.items() if k == kind) for kind in ("layer", "object", "callback")
-}
+KINDS = ("layer", "sequence_layer", "attention_layer", "object", "callback")
+BY_KIND = {kind: sorted(n for n, (k, _) in PUBLIC_OBJECTS.items() if k == kind) for kind in KINDS}
 
 
 def test_every_registered_object_is_covered():
@@ -40,9 +39,10 @@ def test_config_round_trip(name):
     assert_config_round_trip(obj)
 
 
-@pytest.mark.parametrize("name", BY_KIND["layer"])
+@pytest.mark.parametrize("name", BY_KIND["layer"] + BY_KIND["sequence_layer"] + BY_KIND["attention_layer"])
 def test_layer_saves_and_loads_safe_mode(name, tmp_path):
-    assert_layer_saves_and_loads(PUBLIC_OBJECTS[name][1], str(tmp_path))
+    kind, factory = PUBLIC_OBJECTS[name]
+    assert_layer_saves_and_loads(factory, str(tmp_path), kind)
 
 
 @pytest.mark.parametrize("name", BY_KIND["callback"])
