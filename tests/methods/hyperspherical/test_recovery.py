@@ -22,7 +22,7 @@ def _perturb_pruned(model, rng, size=0.05):
 def _mean_replaced_dense(model):
     """The reference: each unit's pruned weights set to their mean, dense kernels."""
     reference = tfprune.layers.from_hyperspherical(
-        tfprune.core.wrapper.strip_model(_unwrapped_copy(model))
+        tfprune.core.strip.strip_model(_unwrapped_copy(model))
     )
     for w in tfprune.core.wrapper.iter_wrappers(model):
         kernel, mask = to_numpy(w.layer.kernel), to_numpy(w.masks[0])
