@@ -1,4 +1,4 @@
-"""tfprune/_keras.py: each use of Keras internals works on this Keras.
+"""tfprune/_keras/: each use of Keras internals works on this Keras.
 
 When a Keras release moves an internal, the test named after the function
 fails here first.
@@ -170,3 +170,46 @@ def test_steps_per_execution_check_passes_without_replicas():
             _keras.check_steps_per_execution(_Model(replicas=2, steps=4))
     else:  # no tf.distribute replicas elsewhere: never refused
         assert _keras.check_steps_per_execution(_Model(replicas=2, steps=4)) is None
+
+
+class _Probe(keras.layers.Layer):
+    """Records the `training` value its `call` sees."""
+
+    seen = []
+
+    def call(self, x, training=None):
+        _Probe.seen.append(training)
+        return x
+
+
+class _Outer(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.probe = _Probe()
+
+    def call(self, x, training=None):  # does not pass `training` on, as many user models do not
+        return self.probe(x)
+
+
+def _training_seen_by_stateless_call(model):
+    x = np.ones((2, 3), "float32")
+    model(x)
+    _Probe.seen.clear()
+    model.stateless_call(model.trainable_variables, model.non_trainable_variables, x, training=True)
+    return _Probe.seen[-1]
+
+
+def test_plain_stateless_call_still_loses_training():
+    # Keras' JAX trainer trains through `stateless_call`; this turns red when
+    # keras-team/keras#23364 is released and `propagate_training` can go.
+    assert _training_seen_by_stateless_call(_Outer()) is None
+
+
+def test_propagate_training_passes_training_through_stateless_call():
+    model = _Outer()
+    _keras.propagate_training(model)
+    _keras.propagate_training(model)  # idempotent
+    assert _training_seen_by_stateless_call(model) is True
+    _Probe.seen.clear()
+    model(np.ones((2, 3), "float32"), training=False)  # through __call__: Keras' own context
+    assert _Probe.seen == [False]

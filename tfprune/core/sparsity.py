@@ -311,6 +311,7 @@ def wrap_with_specs(model, specs):
     else:
         new_model = _copy_subclassed(model)
         nested.wrap_inside(new_model, lambda sub: choose(sub, sub))
+        _keras.propagate_training(new_model)  # Keras' JAX fit calls `call` with no call context
         if not _keras.call_has_training_arg(new_model):
             warnings.warn(
                 f"tfprune.wrap: {type(model).__name__}.call takes no `training` argument, so Keras' fit "

@@ -287,109 +287,6 @@ def sync_jax_state(model):
         sync()
 
 
-# -------------------------------------------------- multi-worker model.fit
-
-# Keras releases whose TensorFlow trainer fails `fit` under
-# `tf.distribute.MultiWorkerMirroredStrategy` (keras-team/keras#20585).
-# `tests/distribute/test_multi_worker.py::test_plain_keras_multi_worker_fit_still_fails`
-# runs plain Keras without the fix and turns red when an upstream fix lands.
-MULTI_WORKER_FIX_FROM = (3, 0)
-
-
-def _tf_trainer():
-    from keras.src.backend.tensorflow import trainer
-
-    return trainer
-
-
-def multi_worker_fix_installed():
-    """Whether `install_multi_worker_fix` has patched Keras' TensorFlow trainer."""
-    if keras.backend.backend() != "tensorflow":
-        return False
-    return getattr(_tf_trainer().TensorFlowTrainer, "_tfprune_multi_worker_fix", None) is not None
-
-
-def install_multi_worker_fix():
-    """Makes plain `model.fit` / `evaluate` / `predict` work under multi-worker TF.
-
-    Keras' TensorFlow trainer fails under `MultiWorkerMirroredStrategy`
-    (keras-team/keras#20585) at two points: `_maybe_symbolic_build` reduces
-    the whole `(x, y)` batch across replicas (a PerReplica conversion error;
-    the build needs shapes only, so this worker's local batch is used), and
-    `reduce_per_replica` reduces scalar step outputs with `axis=0` ("Invalid
-    reduction dimension 0", tensorflow#72388; scalars are reduced with
-    `axis=None`, the mean over all replicas, as the single-worker path does).
-    Both patches defer to Keras unless the strategy is multi-worker.
-    Idempotent; a no-op on other backends; run by `import tfprune`.
-
-    Returns:
-        Whether the fix is installed. Example: `_keras.install_multi_worker_fix()`.
-    """
-    if keras.backend.backend() != "tensorflow" or KERAS_VERSION < MULTI_WORKER_FIX_FROM:
-        return False
-    trainer = _tf_trainer()
-    cls = trainer.TensorFlowTrainer
-    if multi_worker_fix_installed():
-        return True
-    needed = ("_collective_all_reduce_multi_worker", "reduce_per_replica")
-    if not all(hasattr(trainer, name) for name in needed) or not hasattr(cls, "_maybe_symbolic_build"):
-        warnings.warn(
-            f"tfprune: Keras {keras.__version__} moved the TensorFlow trainer internals that the "
-            "multi-worker fit fix patches; MultiWorkerMirroredStrategy fit may fail "
-            "(see docs/distributed.md).",
-            stacklevel=2,
-        )
-        return False
-    import tensorflow as tf
-
-    original_build = cls._maybe_symbolic_build
-    original_reduce = trainer.reduce_per_replica
-
-    def multi_worker(strategy):
-        return strategy is not None and trainer._collective_all_reduce_multi_worker(strategy)
-
-    def local(value, strategy):
-        if isinstance(value, tf.distribute.DistributedValues):
-            return strategy.experimental_local_results(value)[0]
-        return value
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        strategy = self._distribute_strategy
-        if iterator is None or not multi_worker(strategy):
-            return original_build(self, iterator=iterator, data_batch=data_batch)
-        for _, _, it in iterator:
-            data_batch = keras.tree.map_structure(lambda v: local(v, strategy), next(it))
-            break
-        return original_build(self, data_batch=data_batch)
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction not in ("auto", "mean") or not multi_worker(strategy):
-            return original_reduce(values, strategy, reduction)
-
-        def reduce(v):
-            rank = local(v, strategy).shape.rank
-            if rank == 0:
-                return strategy.reduce("MEAN", v, axis=None)
-            return original_reduce(v, strategy, reduction)
-
-        return keras.tree.map_structure(reduce, values)
-
-    cls._maybe_symbolic_build = _maybe_symbolic_build
-    cls._tfprune_multi_worker_fix = (original_build, original_reduce)
-    trainer.reduce_per_replica = reduce_per_replica
-    return True
-
-
-def uninstall_multi_worker_fix():
-    """Puts Keras' own trainer methods back (for tests and comparisons)."""
-    if not multi_worker_fix_installed():
-        return
-    trainer = _tf_trainer()
-    cls = trainer.TensorFlowTrainer
-    cls._maybe_symbolic_build, trainer.reduce_per_replica = cls._tfprune_multi_worker_fix
-    del cls._tfprune_multi_worker_fix
-
-
 def set_initial_epoch(model, epoch):
     """The epoch the next `fit` of `model` starts at (what BackupAndRestore sets)."""
     model._initial_epoch = epoch
@@ -414,3 +311,14 @@ def check_steps_per_execution(model):
 def lambda_output_shape(layer):
     """The `output_shape` a `keras.layers.Lambda` was made with (kept privately by Keras)."""
     return getattr(layer, "_output_shape", None)
+
+
+# The trainers' fixes live in their own module; they are part of this adapter.
+from tfprune._keras.trainer import (  # noqa: E402,F401
+    MULTI_WORKER_FIX_FROM,
+    _tf_trainer,
+    install_multi_worker_fix,
+    multi_worker_fix_installed,
+    propagate_training,
+    uninstall_multi_worker_fix,
+)
