@@ -113,3 +113,25 @@ def test_a_layer_whose_inputs_do_not_unfold_falls_back_to_magnitude_with_a_warni
         result = tfprune.prune_oneshot(model, x, tfprune.Sparsity(0.5), verbose=0)
     assert [k.method for k in result.kernels] == ["magnitude", "sparsegpt"]
     assert all(k.sparsity == pytest.approx(0.5, abs=0.02) for k in result.kernels)
+
+
+def test_the_one_shot_model_seeds_a_masked_fine_tune(trained):
+    model, x = trained
+    y = np.random.default_rng(1).integers(0, 4, len(x))  # new labels: the fine-tune has a loss to lower
+    result = tfprune.prune_oneshot(model, x[:256], tfprune.Sparsity(0.7), verbose=0)
+    tuned = result.wrap()
+    wrappers = list(tfprune.core.wrapper.iter_wrappers(tuned))
+    assert [w.name for w in wrappers] == ["conv1", "conv2", "fc1", "fc2"]
+    for wrapper in wrappers:  # each mask is its kernel's nonzeros
+        kernel = to_numpy(result.model.get_layer(wrapper.name).kernel)
+        np.testing.assert_array_equal(to_numpy(wrapper.masks[0]), (kernel != 0).astype("float32"))
+    np.testing.assert_allclose(to_numpy(tuned(x[:64])), to_numpy(result.model(x[:64])), atol=1e-5)
+    tuned.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = tuned.evaluate(x, y, verbose=0)
+    tuned.fit(x, y, batch_size=64, epochs=3, verbose=0)  # no method callback: the masks stay
+    assert tuned.evaluate(x, y, verbose=0) < 0.5 * before
+    final = tfprune.strip(tuned)
+    for name in ("conv1", "conv2", "fc1", "fc2"):
+        kernel = to_numpy(final.get_layer(name).kernel)
+        np.testing.assert_array_equal(kernel == 0, to_numpy(result.model.get_layer(name).kernel) == 0)

@@ -29,7 +29,6 @@ from tfprune.cli.config import write_config
 from tfprune.cli.data_source import check_available, describe_data, load_data, steps_of
 from tfprune.cli.model_source import build_model, describe_model, from_logits
 from tfprune.core import disk, registry
-from tfprune.core.masks import assign_masks
 from tfprune.core.wrapper import model_sparsity, wrappers_of
 from tfprune.exporting import tempdirs
 from tfprune.report import plotting
@@ -106,11 +105,7 @@ def _oneshot(model, train, spec, args):
                                    verbose=min(args.verbose, 1))
     if args.verbose:
         print(result)
-    wrapped = tfprune.wrap(result.model, spec)
-    wrappers = wrappers_of(wrapped)
-    assign_masks(wrappers, [[keras.ops.cast(keras.ops.not_equal(v.value, 0), v.dtype) for v in w.prunable_weights]
-                            for w in wrappers])
-    return wrapped
+    return result.wrap()
 
 
 def run_prune(args, plan):

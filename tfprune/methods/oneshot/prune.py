@@ -30,7 +30,7 @@ from tfprune.core import cloning, masks, projections, registry
 from tfprune.core.nested import leaf_layers
 from tfprune.core.sparsity import Sparsity
 from tfprune.core.unfold import UnfoldError
-from tfprune.core.wrapper import is_wrapped
+from tfprune.core.wrapper import is_wrapped, iter_wrappers
 from tfprune.methods.oneshot import solvers
 from tfprune.methods.oneshot.calibration import input_statistics
 from tfprune.structure.batchnorm import input_batches, recalibrate_batch_norms
@@ -69,7 +69,7 @@ class OneShotResult:
         model: the pruned plain model (the input model is not changed).
         kernels: a `KernelReport` per pruned kernel.
         method: the method asked for; calibration_rows: input rows seen by
-            the first kernel; seconds: total wall time.
+            the first kernel; seconds: total wall time; spec: the `Sparsity`.
     """
 
     model: keras.Model
@@ -77,12 +77,38 @@ class OneShotResult:
     method: str
     calibration_rows: int
     seconds: float
+    spec: Sparsity = None
 
     @property
     def sparsity(self):
         """Fraction of zeros over every pruned kernel."""
         sizes = [math.prod(k.shape) for k in self.kernels]
         return sum(k.sparsity * s for k, s in zip(self.kernels, sizes)) / max(1, sum(sizes))
+
+    def wrap(self):
+        """The pruned model wrapped by `spec`, each mask equal to its kernel's nonzeros.
+
+        The start of a masked fine-tune (fit with no method callback: the
+        masks stay as they are) or of a method (its callback then moves the
+        masks from the one-shot ones). The model in `.model` is not changed.
+
+        Returns:
+            A wrapped copy of `.model`, as `tfprune.wrap` makes.
+
+        Example:
+
+        ```python
+        result = tfprune.prune_oneshot(model, x_train[:512], tfprune.Sparsity(0.7))
+        tuned = result.wrap()
+        tuned.compile("adam", "sparse_categorical_crossentropy")
+        tuned.fit(x_train, y_train, epochs=1)    # masked: the zeros stay zero
+        final = tfprune.strip(tuned)
+        ```
+        """
+        wrapped = self.spec.wrap(self.model)
+        wrappers = list(iter_wrappers(wrapped))
+        masks.assign_masks(wrappers, [[ops.not_equal(v.value, 0) for v in w.prunable_weights] for w in wrappers])
+        return wrapped
 
     def __str__(self):
         lines = [f"prune_oneshot({self.method}): {len(self.kernels)} kernels, sparsity {self.sparsity:.3f}, "
@@ -173,7 +199,7 @@ def prune_oneshot(model, data, spec, method="sparsegpt", calibration_steps=None,
             bar.update(i + 1)
     if recalibrate and batches and _has_batch_norm(pruned):
         recalibrate_batch_norms(pruned, batches, verbose=0)
-    return OneShotResult(pruned, reports, method, rows_seen, time.perf_counter() - start)
+    return OneShotResult(pruned, reports, method, rows_seen, time.perf_counter() - start, spec)
 
 
 def _check_arguments(model, spec, method):
