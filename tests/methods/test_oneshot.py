@@ -76,6 +76,28 @@ def test_attention_projections_prune_in_order_and_batch_norm_is_reestimated():
     np.testing.assert_allclose(to_numpy(bn.moving_mean), ffn_out.reshape(-1, 8).mean(0), atol=1e-4)
 
 
+def test_layerwise_batch_norm_estimates_keep_a_convnet_closer_than_estimates_at_the_end():
+    keras.utils.set_random_seed(0)
+    x, y = toy_data(512)
+    inputs = keras.Input((12, 12, 1))
+    h = inputs
+    for i, width in enumerate((8, 16, 16)):
+        h = keras.layers.Conv2D(width, 3, padding="same", name=f"conv{i}")(h)
+        h = keras.layers.ReLU()(keras.layers.BatchNormalization(name=f"bn{i}")(h))
+    model = keras.Model(inputs, keras.layers.Dense(4, name="head")(keras.layers.GlobalAveragePooling2D()(h)))
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=64, epochs=3, verbose=0)
+    errors = {}
+    for when in ("layerwise", "end"):
+        result = tfprune.prune_oneshot(model, x[:256], tfprune.Sparsity(0.7, exclude=["conv0"]), recalibrate=when,
+                                       verbose=0)
+        errors[when] = _output_error(model, result.model, x[256:])
+    assert errors["layerwise"] < errors["end"], errors
+    with pytest.raises(ValueError, match="recalibrate must be one of"):
+        tfprune.prune_oneshot(model, x[:64], tfprune.Sparsity(0.5), recalibrate="always", verbose=0)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -5,8 +5,10 @@ query, key, value and output projections in that order). For each, the
 calibration batches run through the model as pruned so far, the kernel's
 input statistic is summed (`calibration.input_statistics`), and a solver
 (`solvers`) chooses the mask and, for SparseGPT, the new kept weights.
-Afterwards the BatchNormalization statistics are re-estimated on the same
-data. The result is a plain model (no wrappers) whose zeros are the mask.
+In a model with BatchNormalization, its statistics are re-estimated on the
+same data before each layer is calibrated and once at the end (ours: the
+papers' models have none; without it a CNN's later layers calibrate on
+inputs the pruned layers before them shifted). The result is a plain model (no wrappers) whose zeros are the mask.
 
 Example:
 
@@ -36,6 +38,7 @@ from tfprune.methods.oneshot.calibration import input_statistics
 from tfprune.structure.batchnorm import input_batches, recalibrate_batch_norms
 
 METHODS = ("sparsegpt", "wanda", "magnitude")
+RECALIBRATE = ("layerwise", "end", False)
 
 
 @dataclasses.dataclass
@@ -121,7 +124,7 @@ class OneShotResult:
 
 
 def prune_oneshot(model, data, spec, method="sparsegpt", calibration_steps=None, batch_size=64, damping=0.01,
-                  block_size=128, recalibrate=True, verbose=1):
+                  block_size=128, recalibrate="layerwise", verbose=1):
     """Prunes a trained model in one shot from calibration data, without training.
 
     - `"sparsegpt"` (Frantar & Alistarh, 2023): per kernel, the mask and an
@@ -149,7 +152,11 @@ def prune_oneshot(model, data, spec, method="sparsegpt", calibration_steps=None,
         batch_size: rows per batch when `data` holds arrays.
         damping: SparseGPT's damping, a fraction of the mean of diag(XᵀX).
         block_size: SparseGPT's lazy-update block, in columns.
-        recalibrate: re-estimate BatchNormalization statistics afterwards.
+        recalibrate: `"layerwise"` re-estimates the BatchNormalization
+            statistics on the calibration data before each layer is
+            calibrated (so it sees normalised inputs from the layers pruned
+            before it) and once at the end; `"end"` only at the end; `False`
+            never. Models without BatchNormalization are not affected.
         verbose: 1 for a progress bar over the kernels, 0 for none.
 
     Returns:
@@ -164,7 +171,7 @@ def prune_oneshot(model, data, spec, method="sparsegpt", calibration_steps=None,
     ```
     """
     start = time.perf_counter()
-    _check_arguments(model, spec, method)
+    _check_arguments(model, spec, method, recalibrate)
     pruned = cloning.clone_model(model, cloning.clone_layer)
     batches = [] if data is None else list(itertools.islice(input_batches(data, batch_size), calibration_steps))
     if not batches and (method != "magnitude" or recalibrate):
@@ -175,12 +182,17 @@ def prune_oneshot(model, data, spec, method="sparsegpt", calibration_steps=None,
     threshold = _global_threshold(units, spec) if spec.scope == "global" else None
     bar = keras.utils.Progbar(len(units), unit_name="kernel") if verbose else None
     reports, rows_seen = [], 0
+    stale_batch_norms = False  # a kernel upstream of a BatchNormalization changed since its statistics were taken
+    layerwise = recalibrate == "layerwise" and _has_batch_norm(pruned)
     for i, (layer, kernel_spec, owner, variable, target) in enumerate(units):
         tic = time.perf_counter()
         info = registry.layer_info(owner)
         unfold = info.unfold if info is not None and kernel_spec.layout == "out_last" else None
         stat = None
         if method != "magnitude" and unfold is not None:
+            if layerwise and stale_batch_norms:
+                recalibrate_batch_norms(pruned, batches, verbose=0)
+                stale_batch_norms = False
             try:
                 stat, rows = input_statistics(pruned, owner, unfold, batches, full=method == "sparsegpt")
                 rows_seen = rows_seen or rows
@@ -192,6 +204,7 @@ def prune_oneshot(model, data, spec, method="sparsegpt", calibration_steps=None,
             new, error = _solve(method, variable, stat, _pattern(spec, target), damping, block_size, owner.name)
             used = method
         variable.assign(ops.cast(new, variable.dtype))
+        stale_batch_norms = True
         zeros = float(ops.mean(ops.cast(new == 0, "float32")))
         reports.append(KernelReport(layer.name, kernel_spec.attr, used, tuple(variable.shape), zeros, error,
                                     time.perf_counter() - tic))
@@ -202,9 +215,11 @@ def prune_oneshot(model, data, spec, method="sparsegpt", calibration_steps=None,
     return OneShotResult(pruned, reports, method, rows_seen, time.perf_counter() - start, spec)
 
 
-def _check_arguments(model, spec, method):
+def _check_arguments(model, spec, method, recalibrate):
     if method not in METHODS:
         raise ValueError(f"prune_oneshot: method must be one of {METHODS}; got {method!r}.")
+    if recalibrate not in RECALIBRATE:
+        raise ValueError(f"prune_oneshot: recalibrate must be one of {RECALIBRATE}; got {recalibrate!r}.")
     if not isinstance(spec, Sparsity):
         raise TypeError(f"prune_oneshot: `spec` must be a tfprune.Sparsity, e.g. tfprune.Sparsity(0.5); got {spec!r}.")
     if spec.kind == "channel":
