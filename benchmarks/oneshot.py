@@ -2,15 +2,20 @@
 
 The models and dense training of `benchmarks/hyperspherical.py` as its
 published run made them (LeNet-5 on 20k images, ResNet-8 on 10k, 3 epochs,
-batch 128, Adam 1e-3, seed 0, real Fashion-MNIST; test on all 10k). Each trained model is pruned by
-`tfprune.prune_oneshot` at 50% and 70% unstructured and 2:4 (the first
-convolution excluded: one input channel), with calibration images taken
-from the training set:
+batch 128, Adam 1e-3, seed 0, real Fashion-MNIST; test on all 10k), and the
+transformers benchmark's mini ViT (patch 7; 20k images, same training).
+Each trained model is pruned by `tfprune.prune_oneshot` at 50% and 70%
+unstructured and 2:4 (the first convolution excluded: too few inputs), with
+calibration images taken from the training set:
 
 - `magnitude`: the smallest |w| per layer, BN statistics re-estimated on
   512 images;
 - `wanda`: 512 calibration images;
-- `sparsegpt`: 128, 512 and 2048 calibration images.
+- `sparsegpt`: 128, 512 and 2048 calibration images;
+- ablations at 512 images: `end-bn` (BN re-estimated after the last layer
+  only, not before each layer; BN models only) for Wanda and SparseGPT, and
+  `refit` (SparseGPT's mask, then the least-squares refit of the kept
+  weights).
 
 Recorded per row: test accuracy and drop against dense, wall time of
 `prune_oneshot` (with the median dense epoch time beside it), peak resident
@@ -19,11 +24,16 @@ call), and the largest input statistic (`k × k` float32) held. SLR's and
 hyperspherical pruning's retrain-free rows are read from
 `results/hyperspherical.json` (not rerun; they train 3 epochs with the method).
 
+Composition (`finetune`): at 70%, the one-shot magnitude and SparseGPT
+models seed a masked fine-tune (`OneShotResult.wrap()`, one epoch, no method
+callback), against gradual magnitude pruning from the dense weights over
+the same epoch; three seeds (batch order) each.
+
 `--layer` times one LLM-sized layer alone: Dense 4096 → 4096, 2048
 calibration tokens, SparseGPT 50%.
 
-    python benchmarks/oneshot.py                   # ~10 min on 2 quiet cores
-    python benchmarks/oneshot.py --quick           # ~2 min: 2k images, 1 epoch
+    python benchmarks/oneshot.py                   # ~15 min on 2 quiet cores
+    python benchmarks/oneshot.py --quick           # ~3 min: 2k images, 1 epoch
 """
 
 import argparse
@@ -56,9 +66,17 @@ MODELS = {
     "lenet5": dict(build=lambda: tfprune.models.lenet5(), limit=20000, first="conv1"),
     "resnet8": dict(build=lambda: tfprune.models.resnet_cifar(8, input_shape=(28, 28, 1)), limit=10000,
                     first=None),
+    # The transformers benchmark's ViT (patch 7: 16 tokens + class token, 4 blocks of width 64).
+    "vit": dict(build=lambda: tfprune.models.vit("mini", num_classes=10, input_shape=(28, 28, 1), patch_size=7),
+                limit=20000, first=None),
 }
 PATTERNS = ("0.5", "0.7", "2:4")
-ARMS = [("magnitude", 512), ("wanda", 512), ("sparsegpt", 128), ("sparsegpt", 512), ("sparsegpt", 2048)]
+# (method, calibration images, variant): "" is prune_oneshot's defaults; "end-bn" re-estimates BN after the
+# last layer only (what the first run did); "refit" adds the least-squares refit of the kept weights.
+ARMS = [("magnitude", 512, ""), ("wanda", 512, ""), ("sparsegpt", 128, ""), ("sparsegpt", 512, ""),
+        ("sparsegpt", 2048, ""), ("sparsegpt", 512, "end-bn"), ("wanda", 512, "end-bn"), ("sparsegpt", 512, "refit")]
+VARIANTS = {"": {}, "end-bn": {"recalibrate": "end"}, "refit": {"refit": True}}
+FINETUNE_PATTERN, FINETUNE_SEEDS, FINETUNE_EPOCHS = "0.7", (0, 1, 2), 1
 
 
 def peak_rss_reset():
@@ -102,24 +120,66 @@ def train(name, args):
     return model, (x, y, xt, yt), epoch
 
 
-def prune_row(model, name, data, pattern, method, images, dense_accuracy):
+def has_batch_norm(model):
+    return any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+
+
+def prune_row(model, name, data, pattern, method, images, variant, dense_accuracy):
     x, _, xt, yt = data
     spec = spec_for(pattern, name, model)
     calibration = x[:images]
     reset = peak_rss_reset()
     start = time.perf_counter()
-    result = tfprune.prune_oneshot(model, calibration, spec, method=method, verbose=0)
+    result = tfprune.prune_oneshot(model, calibration, spec, method=method, verbose=0, **VARIANTS[variant])
     seconds = time.perf_counter() - start
     acc = accuracy(result.model, xt, yt)
     widths = [int(np.prod(k.shape[:-1])) for k in result.kernels if k.method != "magnitude"]
     return {
-        "model": name, "pattern": pattern, "method": method, "calibration_images": images,
+        "model": name, "pattern": pattern, "method": method, "calibration_images": images, "variant": variant,
         "accuracy": acc, "drop_pt": round(100 * (dense_accuracy - acc), 3), "seconds": round(seconds, 2),
         "sparsity": round(result.sparsity, 4), "peak_rss_mb": round(peak_rss_mb(), 1) if reset else None,
         "largest_statistic_mb": round(max(widths) ** 2 * 4 / 2**20, 2) if widths and method == "sparsegpt" else 0.0,
         "kernels": [{"layer": k.layer, "method": k.method, "sparsity": round(k.sparsity, 4),
                      "error": None if k.error is None else round(k.error, 5)} for k in result.kernels],
     }
+
+
+def finetune_rows(model, name, data, dense_accuracy, args):
+    """One-shot (magnitude, SparseGPT) at 70% then a masked fine-tune, against gradual magnitude from dense.
+
+    Every arm trains `FINETUNE_EPOCHS` epoch(s) on the same images (batch
+    128, Adam 1e-3), per seed of `FINETUNE_SEEDS` (the seed orders the
+    batches and initialises nothing: all arms start from the dense weights).
+    """
+    x, y, xt, yt = data
+    spec = spec_for(FINETUNE_PATTERN, name, model)
+    starts = {m: tfprune.prune_oneshot(model, x[:512], spec, method=m, verbose=0) for m in ("magnitude", "sparsegpt")}
+    steps = FINETUNE_EPOCHS * -(-len(x) // 128)
+    rows = []
+    for seed in FINETUNE_SEEDS:
+        for arm in ("magnitude", "sparsegpt", "gmp"):
+            keras.utils.set_random_seed(seed)
+            if arm == "gmp":  # gradual magnitude pruning over the first half of the same steps
+                tuned = compile_classifier(tfprune.wrap(model, spec))
+                end = max(1, steps // 2)
+                callbacks = [tfprune.callbacks.MagnitudePruning(
+                    tfprune.schedules.PolynomialDecay(0.0, spec.target, 0, end, frequency=max(1, end // 10)))]
+                before = None
+            else:
+                tuned = compile_classifier(starts[arm].wrap())
+                callbacks, before = [], accuracy(starts[arm].model, xt, yt)
+            tuned.fit(x, y, batch_size=128, epochs=FINETUNE_EPOCHS, verbose=0, shuffle=True, callbacks=callbacks)
+            if arm == "gmp":
+                tfprune.hard_prune(tuned)
+            after = accuracy(tuned, xt, yt)
+            rows.append({"model": name, "pattern": FINETUNE_PATTERN, "start": arm, "seed": seed,
+                         "epochs": FINETUNE_EPOCHS, "before": before, "accuracy": after,
+                         "drop_pt": round(100 * (dense_accuracy - after), 3),
+                         "sparsity": round(tfprune.core.wrapper.model_sparsity(
+                             list(tfprune.core.wrapper.iter_wrappers(tuned))), 4)})
+            print(f"  fine-tune {arm:<9} seed {seed}: {before if before is None else round(before, 4)} -> "
+                  f"{after:.4f}", flush=True)
+    return rows
 
 
 def llm_layer(args):
@@ -156,10 +216,13 @@ def plot(data, path):
         rows = [r for r in data.get("rows", []) if r["model"] == name]
         if not rows:
             continue
-        for method, images in ARMS:
+        for method, images, variant in ARMS:
             points = [next((r["drop_pt"] for r in rows if r["pattern"] == p and r["method"] == method
-                            and r["calibration_images"] == images), np.nan) for p in PATTERNS]
-            ax.plot(range(len(PATTERNS)), points, "o-", label=f"{method} ({images})")
+                            and r["calibration_images"] == images and r.get("variant", "") == variant), np.nan)
+                      for p in PATTERNS]
+            if not np.all(np.isnan(points)):
+                ax.plot(range(len(PATTERNS)), points, "o-" if not variant else "x:",
+                        label=f"{method} ({images}{', ' + variant if variant else ''})")
         for method, values in data.get("reused", {}).get(name, {}).items():
             ax.plot([0, 1], [values.get("0.5", np.nan), values.get("0.7", np.nan)], "s--", alpha=0.6,
                     label=f"{method} (3 epochs, hyperspherical.json)")
@@ -192,31 +255,37 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-layer", action="store_true", help="skip the LLM-sized layer")
+    p.add_argument("--finetune", nargs="*", default=["lenet5", "resnet8"],
+                   help="models whose 70%% one-shot start is fine-tuned (masked) against gradual magnitude")
     p.add_argument("--out", default=RESULTS)
     args = p.parse_args(argv)
     if args.quick:
         args.epochs = 1
     start = run_info(argv)
-    rows, dense = [], {}
+    rows, dense, finetuned = [], {}, []
     for name in args.models:
         model, data, epoch = train(name, args)
         dense[name] = {"accuracy": accuracy(model, data[2], data[3]), "epoch_seconds": round(epoch, 2),
                        "training_images": len(data[0])}
         print(f"{name}: dense {dense[name]['accuracy']:.4f}, {epoch:.1f} s/epoch", flush=True)
         for pattern in PATTERNS:
-            for method, images in ARMS:
-                row = prune_row(model, name, data, pattern, method, images, dense[name]["accuracy"])
+            for method, images, variant in ARMS:
+                if variant == "end-bn" and not has_batch_norm(model):
+                    continue  # the same as the default without BatchNormalization
+                row = prune_row(model, name, data, pattern, method, images, variant, dense[name]["accuracy"])
                 rows.append(row)
-                print(f"  {pattern:>4} {method:<9} {images:>4} img: acc {row['accuracy']:.4f} "
+                print(f"  {pattern:>4} {method:<9} {images:>4} img {variant:<6}: acc {row['accuracy']:.4f} "
                       f"(drop {row['drop_pt']:+.2f} pt) {row['seconds']:.1f} s, peak {row['peak_rss_mb']} MB",
                       flush=True)
+        if name in args.finetune:
+            finetuned += finetune_rows(model, name, data, dense[name]["accuracy"], args)
     layer = None if args.no_layer else llm_layer(args)
     if layer:
         print(f"LLM layer: {layer}", flush=True)
 
     def update(data):
         data.update(run=run_record(start, args.seed), setting={k: v for k, v in vars(args).items() if k != "out"},
-                    dense=dense, rows=rows, reused=reused_rows())
+                    dense=dense, rows=rows, reused=reused_rows(), finetune=finetuned)
         if layer:
             data["llm_layer"] = layer
         return data

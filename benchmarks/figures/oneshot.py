@@ -4,7 +4,8 @@ from figures import NOT_RUN, figure, load, num, table
 from figures.runs import run_record
 
 PATTERNS = {"0.5": "50%", "0.7": "70%", "2:4": "2:4"}
-ARMS = [("magnitude", 512), ("wanda", 512), ("sparsegpt", 128), ("sparsegpt", 512), ("sparsegpt", 2048)]
+ARMS = [("magnitude", 512, ""), ("wanda", 512, ""), ("sparsegpt", 128, ""), ("sparsegpt", 512, ""),
+        ("sparsegpt", 2048, ""), ("wanda", 512, "end-bn"), ("sparsegpt", 512, "end-bn"), ("sparsegpt", 512, "refit")]
 # (model, pattern) -> the largest drop in points that meets the target, for SparseGPT with 512 images.
 TARGETS = {("resnet8", "0.5"): 1.0, ("resnet8", "0.7"): 4.0, ("lenet5", "0.5"): 0.5, ("lenet5", "0.7"): 2.0}
 
@@ -16,9 +17,14 @@ def _data():
         return None
 
 
-def _row(data, model, pattern, method, images):
+def _row(data, model, pattern, method, images, variant=""):
     return next((r for r in data["rows"] if r["model"] == model and r["pattern"] == pattern
-                 and r["method"] == method and r["calibration_images"] == images), None)
+                 and r["method"] == method and r["calibration_images"] == images
+                 and r.get("variant", "") == variant), None)
+
+
+def _label(method, images, variant):
+    return f"{method} ({images} img{', ' + variant if variant else ''})"
 
 
 @figure("oneshot.record")
@@ -33,18 +39,22 @@ def oneshot_table():
     data = _data()
     if data is None:
         return NOT_RUN
-    header = ["model", "pattern"] + [f"{m} ({n} img)" for m, n in ARMS] + ["SLR*", "hyperspherical*"]
+    arms = [arm for arm in ARMS if any(_row(data, m, p, *arm) for m in data["dense"] for p in PATTERNS)]
+    header = ["model", "pattern"] + [_label(*arm) for arm in arms] + ["SLR*", "hyperspherical*"]
     rows = []
     for model, dense in data["dense"].items():
         reused = data.get("reused", {}).get(model, {})
         for pattern, label in PATTERNS.items():
             cells = []
-            for method, images in ARMS:
-                r = _row(data, model, pattern, method, images)
+            for arm in arms:
+                r = _row(data, model, pattern, *arm)
                 cells.append("—" if r is None else num(r["drop_pt"], 2))
             cells += [num(reused[m][pattern], 2) if pattern in reused.get(m, {}) else "—" for m in ("slr", "hs")]
             rows.append([f"{model} (dense {num(100 * dense['accuracy'], 2)}%)", label] + cells)
     note = ("Accuracy drop against dense in points (lower is better; negative: better than dense). "
+            "end-bn: BatchNormalization re-estimated after the last layer only (the ablation of the default, "
+            "before each layer; BN models only); refit: SparseGPT's mask with the kept weights refit by least "
+            "squares. "
             "*: retrain-free rows of `hyperspherical.json` (3 training epochs with the method, BN re-estimated "
             "where the net has BN), not rerun.")
     return note + "\n\n" + table(header, rows)
@@ -96,3 +106,32 @@ def oneshot_targets():
         lines.append(f"- {model} at {PATTERNS[pattern]}: SparseGPT drop {num(r['drop_pt'], 2)} pt (target ≤ "
                      f"{num(limit, 1)}: {'met' if r['drop_pt'] <= limit else 'missed'}){versus}.")
     return "\n".join(lines)
+
+
+@figure("oneshot.finetune")
+def oneshot_finetune():
+    """The composition example: one-shot starts fine-tuned (masked) against gradual magnitude, same epochs."""
+    data = _data()
+    if data is None or not data.get("finetune"):
+        return NOT_RUN
+    rows = data["finetune"]
+    header = ["model", "start", "one-shot accuracy", f"after {rows[0]['epochs']} epoch (mean ± sd)", "drop (pt)"]
+    out = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        dense = data["dense"][model]["accuracy"]
+        for start in ("magnitude", "sparsegpt", "gmp"):
+            mine = [r for r in rows if r["model"] == model and r["start"] == start]
+            if not mine:
+                continue
+            accs = [100 * r["accuracy"] for r in mine]
+            mean = sum(accs) / len(accs)
+            sd = (sum((a - mean) ** 2 for a in accs) / max(1, len(accs) - 1)) ** 0.5
+            label = {"magnitude": "one-shot magnitude", "sparsegpt": "one-shot SparseGPT (512 img)",
+                     "gmp": "gradual magnitude from dense"}[start]
+            before = "—" if mine[0]["before"] is None else f"{num(100 * mine[0]['before'], 2)}%"
+            out.append([f"{model} (dense {num(100 * dense, 2)}%)", label, before,
+                        f"{num(mean, 2)} ± {num(sd, 2)}%", num(100 * dense - mean, 2)])
+    note = (f"{float(rows[0]['pattern']):.0%} unstructured; {len({r['seed'] for r in rows})} seeds (batch "
+            "order); every arm trains the same epoch(s) on the same images from the dense weights. The one-shot "
+            "starts are `OneShotResult.wrap()`: masked, no method callback.")
+    return note + "\n\n" + table(header, out)
