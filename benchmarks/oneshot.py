@@ -15,7 +15,13 @@ calibration images taken from the training set:
 - ablations at 512 images: `end-bn` (BN re-estimated after the last layer
   only, not before each layer; BN models only) for Wanda and SparseGPT, and
   `refit` (SparseGPT's mask, then the least-squares refit of the kept
-  weights).
+  weights);
+- `erk` at 50% and 70%: the same fraction of all kernel weights, spread
+  over the layers by `tfprune.erk_sparsity` (RigL's Erdős–Rényi-Kernel
+  rule: small layers stay denser) instead of the same target per layer.
+
+A control row per BN model: the dense model with its BN statistics
+re-estimated on the 512 calibration images, nothing pruned.
 
 Recorded per row: test accuracy and drop against dense, wall time of
 `prune_oneshot` (with the median dense epoch time beside it), peak resident
@@ -74,8 +80,9 @@ PATTERNS = ("0.5", "0.7", "2:4")
 # (method, calibration images, variant): "" is prune_oneshot's defaults; "end-bn" re-estimates BN after the
 # last layer only (what the first run did); "refit" adds the least-squares refit of the kept weights.
 ARMS = [("magnitude", 512, ""), ("wanda", 512, ""), ("sparsegpt", 128, ""), ("sparsegpt", 512, ""),
-        ("sparsegpt", 2048, ""), ("sparsegpt", 512, "end-bn"), ("wanda", 512, "end-bn"), ("sparsegpt", 512, "refit")]
-VARIANTS = {"": {}, "end-bn": {"recalibrate": "end"}, "refit": {"refit": True}}
+        ("sparsegpt", 2048, ""), ("sparsegpt", 512, "end-bn"), ("wanda", 512, "end-bn"), ("sparsegpt", 512, "refit"),
+        ("magnitude", 512, "erk"), ("sparsegpt", 512, "erk")]
+VARIANTS = {"": {}, "end-bn": {"recalibrate": "end"}, "refit": {"refit": True}, "erk": {}}
 FINETUNE_PATTERN, FINETUNE_SEEDS, FINETUNE_EPOCHS = "0.7", (0, 1, 2), 1
 
 
@@ -97,7 +104,9 @@ def peak_rss_mb():
     return None
 
 
-def spec_for(pattern, model_name, model):
+def spec_for(pattern, model_name, model, variant=""):
+    if variant == "erk":  # the same fraction of all kernel weights, spread by tfprune.erk_sparsity
+        return tfprune.erk_sparsity(model, float(pattern))
     if pattern == "2:4":
         first = MODELS[model_name]["first"] or next(
             layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
@@ -126,7 +135,7 @@ def has_batch_norm(model):
 
 def prune_row(model, name, data, pattern, method, images, variant, dense_accuracy):
     x, _, xt, yt = data
-    spec = spec_for(pattern, name, model)
+    spec = spec_for(pattern, name, model, variant)
     calibration = x[:images]
     reset = peak_rss_reset()
     start = time.perf_counter()
@@ -267,11 +276,18 @@ def main(argv=None):
         model, data, epoch = train(name, args)
         dense[name] = {"accuracy": accuracy(model, data[2], data[3]), "epoch_seconds": round(epoch, 2),
                        "training_images": len(data[0])}
+        if has_batch_norm(model):  # the control: BN re-estimated on the calibration images, nothing pruned
+            control = keras.models.clone_model(model)
+            control.set_weights(model.get_weights())
+            tfprune.recalibrate_batch_norms(control, data[0][:512], verbose=0)
+            dense[name]["accuracy_bn_reestimated"] = accuracy(control, data[2], data[3])
         print(f"{name}: dense {dense[name]['accuracy']:.4f}, {epoch:.1f} s/epoch", flush=True)
         for pattern in PATTERNS:
             for method, images, variant in ARMS:
                 if variant == "end-bn" and not has_batch_norm(model):
                     continue  # the same as the default without BatchNormalization
+                if variant == "erk" and pattern == "2:4":
+                    continue  # N:M fixes every layer's target
                 row = prune_row(model, name, data, pattern, method, images, variant, dense[name]["accuracy"])
                 rows.append(row)
                 print(f"  {pattern:>4} {method:<9} {images:>4} img {variant:<6}: acc {row['accuracy']:.4f} "

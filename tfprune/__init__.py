@@ -12,6 +12,7 @@ groups, surgery), `tfprune.tapering`, `tfprune.exporting`, `tfprune.models`,
 # First: quiets TensorFlow before Keras loads it, when this process is the `tfprune` command.
 from tfprune import _startup  # noqa: F401, I001
 from tfprune import callbacks, data, distribute, exporting, layers, models, regularizers, schedules, structure
+from tfprune.core.allocation import erk_sparsity
 from tfprune.core.registry import KernelSpec, LayerInfo, register_layer
 from tfprune.core.sparsity import Sparsity
 from tfprune.core.wrapper import PruneWrapper
@@ -40,6 +41,7 @@ __all__ = [
     "hard_prune",
     "recalibrate_batch_norms",
     "prune_oneshot",
+    "erk_sparsity",
     "recover_mean",
     "register_layer",
     "shrink",
