@@ -44,7 +44,7 @@ import common  # noqa: E402
 
 import tfprune  # noqa: E402
 from tfprune.methods.hyperspherical.callback import unit_axes  # noqa: E402
-from tfprune.methods.hyperspherical.layers import unit_matrix  # noqa: E402
+from tfprune.methods.hyperspherical.units import unit_matrix  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

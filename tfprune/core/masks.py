@@ -13,6 +13,32 @@ from keras import ops
 from tfprune.core import projections
 
 
+def kernel_mask(values, target, spec, kind, n=None, m=None, block_shape=None):
+    """Mask of one kernel for its own (layer-scope) target: `Proj_S` on |values|.
+
+    The wrapper-free core of `layer_mask`, shared with `prune_oneshot`.
+
+    Args:
+        values: the kernel's tensor; its magnitude is the score.
+        target: sparsity to reach (float or scalar tensor).
+        spec: the kernel's `KernelSpec` (its channel, N:M and output axes).
+        kind: `"unstructured"`, `"channel"`, `"n:m"` or `"block"`.
+        n, m: the N:M pattern (for `"n:m"`).
+        block_shape: `(outputs, inputs)` of a block (for `"block"`).
+    """
+    scores = ops.abs(values)
+    if kind == "unstructured":
+        return projections.unstructured_mask(scores, target)
+    if kind == "channel":
+        axes = spec.channel_reduce_axes(len(scores.shape))
+        return projections.channel_mask(scores, target, axes)
+    if spec.nm_axis is None:  # N:M and blocks do not apply to this kernel.
+        return ops.ones_like(scores)
+    if kind == "block":
+        return projections.block_mask(scores, target, block_shape, spec.nm_axis, spec.out_axis)
+    return projections.nm_mask(scores, n, m, spec.nm_axis)
+
+
 def layer_mask(wrapper, index, values, target):
     """Mask of kernel `index` of `wrapper` for its own (layer-scope) target.
 
@@ -22,28 +48,22 @@ def layer_mask(wrapper, index, values, target):
         values: tensor shaped like that weight; its magnitude is the score.
         target: sparsity to reach (float or scalar tensor).
     """
-    spec = wrapper.kernel_specs[index]
-    scores = ops.abs(values)
-    if wrapper.kind == "unstructured":
-        return projections.unstructured_mask(scores, target)
-    if wrapper.kind == "channel":
-        axes = spec.channel_reduce_axes(len(scores.shape))
-        return projections.channel_mask(scores, target, axes)
-    if spec.nm_axis is None:  # N:M and blocks do not apply to this kernel.
-        return ops.ones_like(scores)
-    if wrapper.kind == "block":
-        return projections.block_mask(scores, target, wrapper.block_shape, spec.nm_axis, spec.out_axis)
-    return projections.nm_mask(scores, wrapper.n, wrapper.m, spec.nm_axis)
+    return kernel_mask(values, target, wrapper.kernel_specs[index], wrapper.kind, wrapper.n, wrapper.m,
+                       wrapper.block_shape)
 
 
-def global_scores(wrapper, index, values):
-    """Scores that are comparable across the layers of a global group."""
+def kernel_global_scores(values, spec, kind):
+    """Scores of one kernel that are comparable across the kernels of a global group."""
     scores = ops.abs(values)
-    if wrapper.kind == "channel":
-        spec = wrapper.kernel_specs[index]
+    if kind == "channel":
         axes = spec.channel_reduce_axes(len(scores.shape))
         return projections.global_channel_scores(scores, axes)
     return scores
+
+
+def global_scores(wrapper, index, values):
+    """`kernel_global_scores` of kernel `index` of `wrapper`."""
+    return kernel_global_scores(values, wrapper.kernel_specs[index], wrapper.kind)
 
 
 # Global scope keeps at least this fraction of every kernel (and at least one
@@ -56,15 +76,15 @@ def min_keep_count(size):
     return max(1, math.ceil(GLOBAL_MIN_KEEP * size))
 
 
-def mask_from_threshold(wrapper, index, values, threshold):
-    """Mask of kernel `index` for a global threshold on `global_scores`.
+def kernel_mask_from_threshold(values, threshold, spec, kind):
+    """Mask of one kernel for a global threshold on `kernel_global_scores`.
 
     The kernel's `min_keep_count` largest entries are kept whatever the
     threshold (for channel granularity: its strongest channel).
     """
-    scores = global_scores(wrapper, index, values)
+    scores = kernel_global_scores(values, spec, kind)
     keep = scores > ops.cast(threshold, scores.dtype)
-    if wrapper.kind == "channel":
+    if kind == "channel":
         # Never remove every channel of a layer: that would cut the network.
         keep = ops.logical_or(keep, scores >= ops.max(scores))
     else:
@@ -75,6 +95,26 @@ def mask_from_threshold(wrapper, index, values, threshold):
     return ops.broadcast_to(mask, ops.shape(values))
 
 
+def mask_from_threshold(wrapper, index, values, threshold):
+    """`kernel_mask_from_threshold` of kernel `index` of `wrapper`."""
+    return kernel_mask_from_threshold(values, threshold, wrapper.kernel_specs[index], wrapper.kind)
+
+
+def shared_threshold(kernels, target, kind):
+    """The global threshold of a group of kernels ranked together.
+
+    Args:
+        kernels: `(KernelSpec, values)` per kernel of the group.
+        target: the group's sparsity.
+        kind: the group's granularity (one for the whole group).
+    """
+    scores = [kernel_global_scores(v, spec, kind) for spec, v in kernels]
+    if kind == "channel":
+        # One entry per channel, not per weight.
+        scores = [ops.reshape(s, (-1,)) for s in scores]
+    return projections.global_threshold(scores, target)
+
+
 def group_threshold(wrappers, values, target):
     """The global threshold of a group of wrappers.
 
@@ -83,15 +123,8 @@ def group_threshold(wrappers, values, target):
         values: per wrapper, the list of tensors to score (one per kernel).
         target: the group's sparsity.
     """
-    scores = [
-        global_scores(w, i, v)
-        for w, vals in zip(wrappers, values)
-        for i, v in enumerate(vals)
-    ]
-    if wrappers[0].kind == "channel":
-        # One entry per channel, not per weight.
-        scores = [ops.reshape(s, (-1,)) for s in scores]
-    return projections.global_threshold(scores, target)
+    kernels = [(w.kernel_specs[i], v) for w, vals in zip(wrappers, values) for i, v in enumerate(vals)]
+    return shared_threshold(kernels, target, wrappers[0].kind)
 
 
 def compute_masks(wrappers, values, targets=None):

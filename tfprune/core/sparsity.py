@@ -6,60 +6,15 @@ model with every selected prunable layer inside a `PruneWrapper`; the methods
 then compute masks with `tfprune.core.masks`.
 """
 
-import re
 import warnings
 
 import keras
 
 from tfprune import _keras
 from tfprune.core import cloning, nested, projections, registry
+from tfprune.core.patterns import layer_patterns, matches
 from tfprune.core.spec import PruningSpec, check_block_shape, check_scope, check_target, parse_granularity
 from tfprune.core.wrapper import PruneWrapper, iter_wrappers
-
-
-def _matches(layer, pattern):
-    if isinstance(pattern, type):
-        return isinstance(layer, pattern)
-    if isinstance(pattern, str):
-        return layer.name == pattern or re.fullmatch(pattern, layer.name) is not None
-    raise TypeError(
-        "Sparsity: include/exclude entries must be layer names, regular "
-        f"expressions or layer classes; got {pattern!r}."
-    )
-
-
-def matches_any(layer, patterns):
-    """Whether `layer` matches any of `patterns` (names, regexes or classes)."""
-    return any(_matches(layer, p) for p in patterns)
-
-
-def _as_list(value):
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple, set)):
-        return list(value)
-    return [value]
-
-
-def _patterns(value, argument):
-    """`value` as a list of names, valid regexes or layer classes (checked now, not at wrap)."""
-    patterns = _as_list(value)
-    for pattern in patterns:
-        if isinstance(pattern, type):
-            continue
-        if not isinstance(pattern, str):
-            raise TypeError(
-                f"Sparsity: {argument} entries must be layer names, regular expressions or "
-                f"layer classes; got {pattern!r} ({type(pattern).__name__})."
-            )
-        try:
-            re.compile(pattern)
-        except re.error as err:
-            raise ValueError(
-                f"Sparsity: {argument} entry {pattern!r} is not a valid regular expression "
-                f"({err}); escape it with re.escape for a literal name."
-            ) from None
-    return patterns
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
@@ -153,18 +108,18 @@ class Sparsity(PruningSpec):
             )
         self.target = target
         self.scope = scope
-        self.include = _patterns(include, "include")
-        self.exclude = _patterns(exclude, "exclude")
+        self.include = layer_patterns(include, "include")
+        self.exclude = layer_patterns(exclude, "exclude")
 
     def target_for(self, layer):
         """The final target of `layer`, or `None` if the spec does not select it."""
-        if self.include and not any(_matches(layer, p) for p in self.include):
+        if self.include and not any(matches(layer, p) for p in self.include):
             return None
-        if any(_matches(layer, p) for p in self.exclude):
+        if any(matches(layer, p) for p in self.exclude):
             return None
         if isinstance(self.target, dict):
             for key, value in self.target.items():
-                if _matches(layer, key):
+                if matches(layer, key):
                     return value
             return None
         return self.target
@@ -350,7 +305,7 @@ def _check_spec_names(sparsity, layers):
     """
     by_name = {layer.name: layer for layer in layers}
     for pattern in sparsity.exclude:
-        if isinstance(pattern, str) and not any(_matches(layer, pattern) for layer in layers):
+        if isinstance(pattern, str) and not any(matches(layer, pattern) for layer in layers):
             raise ValueError(
                 f"tfprune.wrap: Sparsity(exclude=...) names {pattern!r}, which matches no layer "
                 f"(a typo would prune the layer meant to be kept). Layers: {sorted(by_name)}."
@@ -367,7 +322,7 @@ def _check_spec_names(sparsity, layers):
                     f"named in the Sparsity spec but cannot be pruned. Prunable "
                     f"layer types: {registry.supported_layer_names()}."
                 )
-        elif not any(_matches(layer, name) for layer in layers):
+        elif not any(matches(layer, name) for layer in layers):
             raise ValueError(
                 f"tfprune.wrap: the Sparsity spec names {name!r}, which matches "
                 f"no layer. Layers: {sorted(by_name)}."
@@ -397,6 +352,6 @@ def _check_unprunable(specs, layers):
             why = f"wraps layers ({', '.join(info.inner_attrs)}) that tfprune cannot all prune"
             fix = "register the wrapped layer's class with tfprune.register_layer to prune it"
         message = f"tfprune.wrap: layer {layer.name!r} ({cls}) {why}; it stays dense. To fix: {fix}"
-        if any(isinstance(p, type) and _matches(layer, p) for spec in selecting for p in spec.include):
+        if any(isinstance(p, type) and matches(layer, p) for spec in selecting for p in spec.include):
             raise ValueError(f"{message}, or drop its class from Sparsity(include=...).")
         warnings.warn(f"{message}, or pass exclude=[{layer.name!r}] to silence this.", stacklevel=5)

@@ -57,6 +57,7 @@ from tfprune.core.registry import weight_array
 from tfprune.core.wrapper import base_layer
 from tfprune.structure.groups import ChannelGraph, TensorChannels
 from tfprune.structure.heads import zero_heads
+from tfprune.structure.routing import ByDesign, RoutingHandlers, channels_last, last_dim
 
 
 def _activation_keeps_zero(activation):
@@ -68,18 +69,7 @@ def _activation_keeps_zero(activation):
     return bool(np.all(np.asarray(value) == 0))
 
 
-def _last_dim(tensor):
-    shape = tensor.shape
-    if len(shape) < 2 or shape[-1] is None:
-        return None
-    return int(shape[-1])
-
-
-def _channels_last(layer):
-    return getattr(layer, "data_format", "channels_last") in (None, "channels_last")
-
-
-class _Analyzer:
+class _Analyzer(RoutingHandlers):
     def __init__(self, graph, atol):
         self.g = graph
         self.atol = atol
@@ -90,7 +80,7 @@ class _Analyzer:
     # Entry points -------------------------------------------------------
 
     def input_info(self, tensor, reason):
-        n = _last_dim(tensor)
+        n = last_dim(tensor)
         if n is None:
             return None
         ids = self.g.fresh(n)
@@ -134,10 +124,7 @@ class _Analyzer:
             return self.unknown(op, node, infos, "has inputs or outputs without channels")
         result = handler(op, layer, node, infos)
         if isinstance(result, str):
-            # A transformer's LayerNorms pin its residual stream by design (docs/design.md §6.21): listed in
-            # graph.warnings, not raised once per norm on every analysis.
-            warn = not registry.has_role(layer, "normalization")
-            return self.unknown(op, node, infos, result, warn=warn)
+            return self.unknown(op, node, infos, result, warn=not isinstance(result, ByDesign))
         return [self.g.record(result)]
 
     def handler_for(self, layer):
@@ -170,14 +157,14 @@ class _Analyzer:
 
     def producer(self, op, layer, node, infos):
         info = infos[0]
-        if not _channels_last(layer):
+        if not channels_last(layer):
             return "uses channels_first"
         if getattr(layer, "groups", 1) != 1:
             return f"is a grouped convolution (groups={layer.groups})"
         if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
             return "is quantised or has LoRA enabled"
         keeps = _activation_keeps_zero(getattr(layer, "activation", None))
-        n_out = _last_dim(node.outputs[0])
+        n_out = last_dim(node.outputs[0])
         if n_out is None:
             return "has an unknown number of output channels"
         if not self.g.bind(self.g.layer_in, op, info.ids):
@@ -208,7 +195,7 @@ class _Analyzer:
             return "uses a gate projection"
         if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
             return "is quantised or has LoRA enabled"
-        n_out = _last_dim(node.outputs[0])
+        n_out = last_dim(node.outputs[0])
         if n_out is None:
             return "has an unknown number of output channels"
         for x in infos:  # the model dimension is pinned: LayerNorm stops it anyway
@@ -231,7 +218,7 @@ class _Analyzer:
         return TensorChannels(out, np.zeros(n_out, bool))
 
     def embedding(self, op, layer, node, infos):
-        n_out = _last_dim(node.outputs[0])
+        n_out = last_dim(node.outputs[0])
         self.g.pin(infos[0].ids, f"indices into embedding {op.name!r}")
         self.g.layer_role[id(op)] = "producer"
         ids = self._out_ids(op, n_out)
@@ -241,7 +228,7 @@ class _Analyzer:
         return TensorChannels(ids, zero)
 
     def depthwise(self, op, layer, node, infos):
-        if not _channels_last(layer):
+        if not channels_last(layer):
             return "uses channels_first"
         info = infos[0]
         m = registry.channel_multiplier(layer)
@@ -308,57 +295,7 @@ class _Analyzer:
         return TensorChannels(info.ids, zero)
 
     def normalization(self, op, layer, node, infos):
-        return "normalises over the channel axis, so every channel depends on all of them"
-
-    def pass_through(self, op, layer, node, infos):
-        if not _channels_last(layer):
-            return "uses channels_first"
-        info = infos[0]
-        if _last_dim(node.outputs[0]) != len(info.ids):
-            return "changes the number of channels"
-        return TensorChannels(info.ids, info.zero.copy())
-
-    def merge(self, op, layer, node, infos):
-        n = len(infos[0].ids)
-        if any(len(i.ids) != n for i in infos) or _last_dim(node.outputs[0]) != n:
-            return "broadcasts over the channel axis"
-        for other in infos[1:]:
-            self.g.union(infos[0].ids, other.ids)
-        zeros = np.stack([i.zero for i in infos])
-        any_zero = registry.has_role(layer, "merge_any")
-        zero = zeros.any(axis=0) if any_zero else zeros.all(axis=0)
-        return TensorChannels(infos[0].ids, zero)
-
-    def concatenate(self, op, layer, node, infos):
-        rank = len(node.outputs[0].shape)
-        if layer.axis % rank == rank - 1:
-            return TensorChannels(
-                np.concatenate([i.ids for i in infos]),
-                np.concatenate([i.zero for i in infos]),
-            )
-        return self.merge(op, layer, node, infos)
-
-    def _flat(self, op, node, info):
-        shape = node.input_tensors[0].shape[1:-1]
-        if any(d is None for d in shape):
-            return "flattens an input with unknown spatial size"
-        repeats = int(np.prod(shape)) if shape else 1
-        self.g.reshape_mode[id(op)] = "flat"
-        return TensorChannels(np.tile(info.ids, repeats), np.tile(info.zero, repeats))
-
-    def flatten(self, op, layer, node, infos):
-        return self._flat(op, node, infos[0])
-
-    def reshape(self, op, layer, node, infos):
-        info = infos[0]
-        out_shape = node.outputs[0].shape
-        in_shape = node.input_tensors[0].shape
-        if len(out_shape) == 2:
-            return self._flat(op, node, info)
-        if out_shape[-1] == in_shape[-1]:
-            self.g.reshape_mode[id(op)] = "last"
-            return TensorChannels(info.ids, info.zero.copy())
-        return "mixes the channel axis with other axes"
+        return ByDesign("normalises over the channel axis, so every channel depends on all of them")
 
 
 def analyze(model, atol=0.0, compute_zero=True):

@@ -53,11 +53,23 @@ def _attention_inside(layer):
             yield from _attention_inside(sub)
 
 
-def without_heads(layer, keep):
-    """A copy of attention layer `layer` with the heads `keep` only (same input and output shapes)."""
+def without_heads(layer, keep, name=None):
+    """A copy of attention layer `layer` with the heads `keep` only (same input and output shapes).
+
+    The copy is built and holds the kept heads' weights. `shrink` uses it for
+    the attention layers of the graph, `shrink_heads_inside` for those inside
+    custom layers.
+
+    Args:
+        layer: a registered `"attention"` layer (not wrapped).
+        keep: indices of the heads to keep.
+        name: the copy's name (default: the layer's).
+    """
     info = registry.layer_info(layer)
     config = layer.get_config()
     config[info.heads_arg] = len(keep)
+    if name is not None:
+        config["name"] = name
     new, saved = cloning.new_layer(layer, config)
     new.build_from_config(layer.get_build_config())
     cloning.restore_initializers(new, saved)

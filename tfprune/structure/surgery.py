@@ -50,7 +50,7 @@ from tfprune.core import cloning, registry
 from tfprune.core.strip import plain_model
 from tfprune.core.wrapper import base_layer
 from tfprune.structure import analysis, heads
-from tfprune.structure.weights import assign_by_attr, slice_heads, slice_weights
+from tfprune.structure.weights import assign_by_attr, slice_weights
 
 
 def _new_config(layer, n_out, reshape_mode, out_shape):
@@ -101,11 +101,11 @@ class _Shrinker:
                 out_shape = int(np.prod(new_in.shape[1:]))
             else:
                 out_shape = int(new_in.shape[-1])
-        heads = self.keep(self.graph.layer_heads.get(key))
+        kept_heads = self.keep(self.graph.layer_heads.get(key))
+        if kept_heads is not None:  # an attention layer: its input and output channels are pinned
+            return heads.without_heads(base, kept_heads, name=self.rebuild.unique_name(base.name))
         try:
             config = _new_config(op, n_out, mode, out_shape)
-            if heads is not None:
-                config[registry.layer_info(base).heads_arg] = len(heads)
             config["name"] = self.rebuild.unique_name(base.name)
             new, initializers = cloning.new_layer(base, config)
             self.initializers.append((new, initializers))
@@ -120,12 +120,7 @@ class _Shrinker:
             )
             self.rebuild.names.add(base.name)
             return base
-        if role in ("producer", "carry"):
-            weights = slice_weights(op, in_keep, out_keep)
-        elif heads is not None:
-            weights = slice_heads(op, heads)
-        else:
-            weights = None
+        weights = slice_weights(op, in_keep, out_keep) if role in ("producer", "carry") else None
         self.pending_weights.append((base, new, weights))
         return new
 

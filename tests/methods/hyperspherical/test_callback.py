@@ -8,8 +8,8 @@ from conftest import to_numpy
 
 import tfprune
 from tfprune.methods.hyperspherical.callback import FIXED_STATE, STRENGTH_STATE, unit_axes
-from tfprune.methods.hyperspherical.layers import unit_matrix
 from tfprune.methods.hyperspherical.penalty import rest_count
+from tfprune.methods.hyperspherical.units import unit_matrix
 
 Hyperspherical = tfprune.callbacks.Hyperspherical
 

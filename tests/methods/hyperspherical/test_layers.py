@@ -7,7 +7,7 @@ from _hyperspherical_helpers import compiled, small_data
 from conftest import to_numpy
 
 import tfprune
-from tfprune.methods.hyperspherical.layers import per_unit, unit_matrix
+from tfprune.methods.hyperspherical.units import per_unit, unit_matrix
 
 LAYERS = {
     "dense": (lambda: tfprune.layers.CosineDense(5, activation="relu"), (None, 7), (0,)),

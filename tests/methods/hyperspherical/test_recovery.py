@@ -7,8 +7,8 @@ from _hyperspherical_helpers import pruned_net, small_bn_net, small_data
 from conftest import to_numpy
 
 import tfprune
-from tfprune.methods.hyperspherical.layers import per_unit, unit_matrix
 from tfprune.methods.hyperspherical.recovery import mean_replacement
+from tfprune.methods.hyperspherical.units import per_unit, unit_matrix
 
 
 def _perturb_pruned(model, rng, size=0.05):

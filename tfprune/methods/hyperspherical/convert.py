@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from tfprune.core import cloning
-from tfprune.core.sparsity import matches_any
+from tfprune.core.patterns import matches_any
 from tfprune.core.strip import plain_clone
 from tfprune.core.wrapper import is_wrapped
 from tfprune.methods.hyperspherical.layers import (
@@ -20,9 +20,8 @@ from tfprune.methods.hyperspherical.layers import (
     CosineDense,
     CosineDepthwiseConv2D,
     HypersphericalLayer,
-    from_unit_matrix,
-    unit_matrix,
 )
+from tfprune.methods.hyperspherical.units import from_unit_matrix, unit_matrix
 
 _TWINS = {
     keras.layers.Dense: CosineDense,

@@ -30,6 +30,7 @@ import numpy as np
 from keras import ops
 
 from tfprune.core.registry import KernelSpec, LayerInfo, register_layer, weight_variable
+from tfprune.methods.hyperspherical.units import per_unit
 
 _EPS = 1e-12
 
@@ -278,28 +279,6 @@ class CosineDepthwiseConv2D(HypersphericalLayer, keras.layers.DepthwiseConv2D):
 
 
 # ----------------------------------------------------------- plain Keras form
-
-
-def unit_matrix(kernel, unit_axes):
-    """A kernel as a `(units, fan)` matrix, one row per output unit (NumPy)."""
-    kernel = np.asarray(kernel)
-    other = [a for a in range(kernel.ndim) if a not in unit_axes]
-    moved = np.transpose(kernel, other + list(unit_axes))
-    return moved.reshape(int(np.prod([kernel.shape[a] for a in other])), -1)
-
-
-def from_unit_matrix(matrix, shape, unit_axes):
-    """The inverse of `unit_matrix` for a kernel of `shape`."""
-    other = [a for a in range(len(shape)) if a not in unit_axes]
-    perm = other + list(unit_axes)
-    moved = np.asarray(matrix).reshape([shape[a] for a in perm])
-    return np.transpose(moved, np.argsort(perm))
-
-
-def per_unit(kernel, vector, unit_axes):
-    """`kernel` with unit `i` multiplied by `vector[i]` (NumPy)."""
-    matrix = unit_matrix(kernel, unit_axes) * np.asarray(vector)[:, None]
-    return from_unit_matrix(matrix, kernel.shape, unit_axes)
 
 
 def _plain_config(layer, **changes):

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfprune.methods.hyperspherical.layers import from_unit_matrix, unit_matrix
+from tfprune.methods.hyperspherical.units import from_unit_matrix, unit_matrix
 
 NORMS = ("l1", "l2")
 

@@ -21,7 +21,8 @@ from tfprune import _keras
 from tfprune.core import registry
 from tfprune.core.state import reset_compiled_functions
 from tfprune.core.wrapper import wrappers_of
-from tfprune.methods.hyperspherical.layers import HypersphericalLayer, from_unit_matrix, per_unit, unit_matrix
+from tfprune.methods.hyperspherical.layers import HypersphericalLayer
+from tfprune.methods.hyperspherical.units import from_unit_matrix, per_unit, unit_matrix
 from tfprune.structure.batchnorm import input_batches, recalibrate_batch_norms
 
 

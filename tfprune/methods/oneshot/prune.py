@@ -303,23 +303,16 @@ def _solve(method, variable, stat, pattern, damping, block_size, name):
 def _magnitude(variable, kernel_spec, spec, target, threshold):
     """The kernel with the pattern's smallest |w| zeroed, in its own layout (as `hard_prune`)."""
     value = ops.cast(variable.value, "float32")
-    scores = ops.abs(value)
     if threshold is not None:
-        flat = ops.reshape(scores, (-1,))
-        floor = projections.keep_largest(flat, masks.min_keep_count(flat.shape[0]))
-        keep = ops.cast(ops.logical_or(scores > threshold, ops.reshape(floor > 0, scores.shape)), "float32")
-    elif spec.kind == "n:m":
-        keep = projections.nm_mask(scores, spec.n, spec.m, kernel_spec.nm_axis)
-    elif spec.kind == "block":
-        keep = projections.block_mask(scores, target, spec.block_shape, kernel_spec.nm_axis, kernel_spec.out_axis)
+        keep = masks.kernel_mask_from_threshold(value, threshold, kernel_spec, spec.kind)
     else:
-        keep = projections.unstructured_mask(scores, float(target))
+        keep = masks.kernel_mask(value, float(target), kernel_spec, spec.kind, spec.n, spec.m, spec.block_shape)
     return value * keep
 
 
 def _global_threshold(units, spec):
-    scores = [ops.abs(ops.cast(variable.value, "float32")) for _, _, _, variable, _ in units]
-    return projections.global_threshold(scores, spec.target)
+    kernels = [(kernel_spec, ops.cast(variable.value, "float32")) for _, kernel_spec, _, variable, _ in units]
+    return masks.shared_threshold(kernels, spec.target, spec.kind)
 
 
 def _has_batch_norm(model):
