@@ -84,14 +84,16 @@ def test_attention_projections_prune_in_order_and_batch_norm_is_reestimated():
         ({"method": "obs"}, "method must be one of"),
         ({"spec": 0.5}, "must be a tfprune.Sparsity"),
         ({"data": np.zeros((0, 12, 12, 1), "float32")}, "gave no batch"),
+        ({"method": "magnitude", "refit": True}, "use it with method='sparsegpt' or 'wanda'"),
     ],
-    ids=["channel", "global", "method", "spec", "no-data"],
+    ids=["channel", "global", "method", "spec", "no-data", "refit-magnitude"],
 )
 def test_bad_arguments_are_one_line_errors(kwargs, match):
     args = {"data": np.zeros((8, 12, 12, 1), "float32"), "spec": tfprune.Sparsity(0.5), "method": "sparsegpt"}
     args.update(kwargs)
     with pytest.raises((ValueError, TypeError), match=match):
-        tfprune.prune_oneshot(small_convnet(), args["data"], args["spec"], method=args["method"], verbose=0)
+        tfprune.prune_oneshot(small_convnet(), args["data"], args["spec"], method=args["method"],
+                              refit=args.get("refit", False), verbose=0)
 
 
 def test_a_wrapped_model_is_refused_and_global_magnitude_works():
@@ -113,3 +115,28 @@ def test_a_layer_whose_inputs_do_not_unfold_falls_back_to_magnitude_with_a_warni
         result = tfprune.prune_oneshot(model, x, tfprune.Sparsity(0.5), verbose=0)
     assert [k.method for k in result.kernels] == ["magnitude", "sparsegpt"]
     assert all(k.sparsity == pytest.approx(0.5, abs=0.02) for k in result.kernels)
+
+
+def _depthwise_and_3d_model():
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((4, 8, 8, 3))
+    h = keras.layers.Conv3D(8, (2, 3, 3), activation="relu", name="conv3d")(inputs)  # (3, 6, 6, 8)
+    h = keras.layers.Reshape((18, 6, 8))(h)
+    h = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, activation="relu", name="dw")(h)
+    h = keras.layers.Conv2D(8, 3, strides=2, groups=4, name="grouped")(h)
+    outputs = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling2D()(h))
+    return keras.Model(inputs, outputs)
+
+
+def test_depthwise_grouped_and_3d_convolutions_are_solved_not_magnitude_pruned():
+    model = _depthwise_and_3d_model()
+    x = np.random.default_rng(0).normal(size=(32, 4, 8, 8, 3)).astype("float32")
+    spec = tfprune.Sparsity(0.5, exclude=["head"])
+    result = tfprune.prune_oneshot(model, x, spec, method="sparsegpt", verbose=0)
+    assert [(k.layer, k.method) for k in result.kernels] == [
+        ("conv3d", "sparsegpt"), ("dw", "sparsegpt"), ("grouped", "sparsegpt")]
+    for k in result.kernels:
+        assert k.sparsity == 0.5 and 0 < k.error < 1, k
+    refit = tfprune.prune_oneshot(model, x, spec, method="wanda", refit=True, verbose=0)
+    assert [k.method for k in refit.kernels] == ["wanda+refit"] * 3
+    assert all(k.error is not None and k.sparsity == pytest.approx(0.5, abs=0.06) for k in refit.kernels)
