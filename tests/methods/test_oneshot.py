@@ -140,3 +140,16 @@ def test_depthwise_grouped_and_3d_convolutions_are_solved_not_magnitude_pruned()
     refit = tfprune.prune_oneshot(model, x, spec, method="wanda", refit=True, verbose=0)
     assert [k.method for k in refit.kernels] == ["wanda+refit"] * 3
     assert all(k.error is not None and k.sparsity == pytest.approx(0.5, abs=0.06) for k in refit.kernels)
+
+
+def test_blocks_that_do_not_tile_a_group_fall_back_to_magnitude():
+    inputs = keras.Input((6, 6, 4))
+    h = keras.layers.Conv2D(8, 3, groups=2, name="grouped")(inputs)  # 4 outputs per group
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(keras.layers.Flatten()(h)))
+    x = np.random.default_rng(0).normal(size=(16, 6, 6, 4)).astype("float32")
+    fits = tfprune.Sparsity(0.5, granularity="block", block_shape=(4, 2), include=["grouped"])
+    assert tfprune.prune_oneshot(model, x, fits, verbose=0).kernels[0].method == "sparsegpt"
+    wide = tfprune.Sparsity(0.5, granularity="block", block_shape=(8, 2), include=["grouped"])
+    with pytest.warns(UserWarning, match="do not tile the groups of layer 'grouped'"):
+        result = tfprune.prune_oneshot(model, x, wide, verbose=0)
+    assert result.kernels[0].method == "magnitude"  # 5 of its 9 blocks of (8, 2)
