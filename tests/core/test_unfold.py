@@ -20,15 +20,29 @@ def _flat_kernel(kernel, width):
         (keras.layers.Conv1D(4, 3, padding="causal", dilation_rate=2), (2, 10, 3)),
         (keras.layers.Conv1D(4, 3, strides=2, padding="same"), (2, 10, 3)),
         (keras.layers.Dense(6), (2, 5, 7)),
+        (keras.layers.Conv3D(4, (3, 2, 3), padding="same", strides=2), (2, 7, 6, 5, 3)),
+        (keras.layers.Conv3D(4, 3, padding="valid", strides=2), (2, 7, 8, 7, 2)),
+        (keras.layers.Conv3D(4, 2, dilation_rate=2, groups=2), (1, 5, 6, 4, 4)),
+        (keras.layers.DepthwiseConv2D((3, 2), padding="same", strides=2, depth_multiplier=2), (2, 9, 8, 3)),
+        (keras.layers.DepthwiseConv2D(3, padding="valid", strides=2), (2, 9, 9, 4)),
+        (keras.layers.DepthwiseConv1D(3, padding="same", strides=2, depth_multiplier=3), (2, 11, 3)),
+        (keras.layers.Conv2D(6, 3, padding="same", strides=2, groups=3), (2, 8, 8, 6)),
     ],
-    ids=["conv2d_same_strided", "conv2d_dilated", "conv1d_causal", "conv1d_same_strided", "dense_3d"],
+    ids=["conv2d_same_strided", "conv2d_dilated", "conv1d_causal", "conv1d_same_strided", "dense_3d",
+         "conv3d_same_strided", "conv3d_valid_strided", "conv3d_grouped_dilated",
+         "depthwise2d_same_strided", "depthwise2d_valid_strided", "depthwise1d_same_strided",
+         "conv2d_grouped"],
 )
 def test_rows_times_the_kernel_give_the_layer_output(layer, shape):
     x = np.random.default_rng(0).normal(size=shape).astype("float32")
     y = to_numpy(layer(x))
     rows = to_numpy(registry.layer_info(layer).unfold(layer, x))
-    out = rows @ _flat_kernel(layer.kernel, rows.shape[1]) + to_numpy(layer.bias)
-    np.testing.assert_allclose(out, y.reshape(-1, y.shape[-1]), atol=1e-5)
+    if rows.ndim == 2:
+        out = rows @ _flat_kernel(layer.kernel, rows.shape[1])
+    else:  # (positions, groups, taps): the kernel as (taps, groups, outputs per group)
+        kernel = to_numpy(layer.kernel).reshape(rows.shape[2], rows.shape[1], -1)
+        out = np.einsum("pgi,igo->pgo", rows, kernel).reshape(rows.shape[0], -1)
+    np.testing.assert_allclose(out + to_numpy(layer.bias), y.reshape(-1, y.shape[-1]), atol=1e-5)
 
 
 def test_attention_projections_unfold_through_einsum_dense():

@@ -106,14 +106,16 @@ def test_layerwise_batch_norm_estimates_keep_a_convnet_closer_than_estimates_at_
         ({"method": "obs"}, "method must be one of"),
         ({"spec": 0.5}, "must be a tfprune.Sparsity"),
         ({"data": np.zeros((0, 12, 12, 1), "float32")}, "gave no batch"),
+        ({"method": "magnitude", "refit": True}, "use it with method='sparsegpt' or 'wanda'"),
     ],
-    ids=["channel", "global", "method", "spec", "no-data"],
+    ids=["channel", "global", "method", "spec", "no-data", "refit-magnitude"],
 )
 def test_bad_arguments_are_one_line_errors(kwargs, match):
     args = {"data": np.zeros((8, 12, 12, 1), "float32"), "spec": tfprune.Sparsity(0.5), "method": "sparsegpt"}
     args.update(kwargs)
     with pytest.raises((ValueError, TypeError), match=match):
-        tfprune.prune_oneshot(small_convnet(), args["data"], args["spec"], method=args["method"], verbose=0)
+        tfprune.prune_oneshot(small_convnet(), args["data"], args["spec"], method=args["method"],
+                              refit=args.get("refit", False), verbose=0)
 
 
 def test_a_wrapped_model_is_refused_and_global_magnitude_works():
@@ -157,3 +159,41 @@ def test_the_one_shot_model_seeds_a_masked_fine_tune(trained):
     for name in ("conv1", "conv2", "fc1", "fc2"):
         kernel = to_numpy(final.get_layer(name).kernel)
         np.testing.assert_array_equal(kernel == 0, to_numpy(result.model.get_layer(name).kernel) == 0)
+
+
+def _depthwise_and_3d_model():
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((4, 8, 8, 3))
+    h = keras.layers.Conv3D(8, (2, 3, 3), activation="relu", name="conv3d")(inputs)  # (3, 6, 6, 8)
+    h = keras.layers.Reshape((18, 6, 8))(h)
+    h = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, activation="relu", name="dw")(h)
+    h = keras.layers.Conv2D(8, 3, strides=2, groups=4, name="grouped")(h)
+    outputs = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling2D()(h))
+    return keras.Model(inputs, outputs)
+
+
+def test_depthwise_grouped_and_3d_convolutions_are_solved_not_magnitude_pruned():
+    model = _depthwise_and_3d_model()
+    x = np.random.default_rng(0).normal(size=(32, 4, 8, 8, 3)).astype("float32")
+    spec = tfprune.Sparsity(0.5, exclude=["head"])
+    result = tfprune.prune_oneshot(model, x, spec, method="sparsegpt", verbose=0)
+    assert [(k.layer, k.method) for k in result.kernels] == [
+        ("conv3d", "sparsegpt"), ("dw", "sparsegpt"), ("grouped", "sparsegpt")]
+    for k in result.kernels:
+        assert k.sparsity == 0.5 and 0 < k.error < 1, k
+    refit = tfprune.prune_oneshot(model, x, spec, method="wanda", refit=True, verbose=0)
+    assert [k.method for k in refit.kernels] == ["wanda+refit"] * 3
+    assert all(k.error is not None and k.sparsity == pytest.approx(0.5, abs=0.06) for k in refit.kernels)
+
+
+def test_blocks_that_do_not_tile_a_group_fall_back_to_magnitude():
+    inputs = keras.Input((6, 6, 4))
+    h = keras.layers.Conv2D(8, 3, groups=2, name="grouped")(inputs)  # 4 outputs per group
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(keras.layers.Flatten()(h)))
+    x = np.random.default_rng(0).normal(size=(16, 6, 6, 4)).astype("float32")
+    fits = tfprune.Sparsity(0.5, granularity="block", block_shape=(4, 2), include=["grouped"])
+    assert tfprune.prune_oneshot(model, x, fits, verbose=0).kernels[0].method == "sparsegpt"
+    wide = tfprune.Sparsity(0.5, granularity="block", block_shape=(8, 2), include=["grouped"])
+    with pytest.warns(UserWarning, match="do not tile the groups of layer 'grouped'"):
+        result = tfprune.prune_oneshot(model, x, wide, verbose=0)
+    assert result.kernels[0].method == "magnitude"  # 5 of its 9 blocks of (8, 2)

@@ -88,9 +88,9 @@ _register_keras(
 _register_keras(("Bidirectional",), LayerInfo(None, inner=("forward_layer", "backward_layer"), macs_on="input"))
 _CONV = KernelSpec("kernel", "out_last", -2, "bias")
 _register_keras(
-    ("Conv1D", "Conv2D"), LayerInfo("producer", (_CONV,), "filters", _BIAS, foldable=True, unfold=unfold.conv_rows)
+    ("Conv1D", "Conv2D", "Conv3D"),
+    LayerInfo("producer", (_CONV,), "filters", _BIAS, foldable=True, unfold=unfold.conv_rows),
 )
-_register_keras(("Conv3D",), LayerInfo("producer", (_CONV,), "filters", _BIAS, foldable=True))
 _register_keras(
     ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"),
     LayerInfo(
@@ -111,6 +111,7 @@ _register_keras(
         _BIAS,
         foldable=True,
         multiplier="depth_multiplier",
+        unfold=unfold.depthwise_rows,
     ),
 )
 _register_keras(

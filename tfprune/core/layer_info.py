@@ -155,8 +155,11 @@ class LayerInfo:
             `X` (one row per output position, `kernel_size` columns) with
             `layer(inputs) = act(X @ kernel.reshape(-1, outputs) + bias)`;
             one-shot pruning (`tfprune.prune_oneshot`) builds its `XᵀX` from
-            it (`tfprune.core.unfold`). `None`: the layer is pruned one-shot
-            by magnitude only.
+            it (`tfprune.core.unfold`). A grouped layer (depthwise, grouped
+            convolution) returns `(positions, groups, k)` rows instead, group
+            `g` meeting `kernel.reshape(k, groups, -1)[:, g]`; one `XᵀX` is
+            kept per group. `None`: the layer is pruned one-shot by
+            magnitude only.
         kernels_for: for a class whose kernel axes depend on the layer, a
             function `layer -> tuple of KernelSpec` used for instances
             (`EinsumDense` reads its input axis from its equation);
@@ -198,6 +201,8 @@ class LayerInfo:
             raise TypeError(f"LayerInfo: to_plain must be callable or None; got {self.to_plain!r}.")
         if self.affine is not None and not callable(self.affine):
             raise TypeError(f"LayerInfo: affine must be callable or None; got {self.affine!r}.")
+        if self.unfold is not None and not callable(self.unfold):
+            raise TypeError(f"LayerInfo: unfold must be callable or None; got {self.unfold!r}.")
         inner = (self.inner,) if isinstance(self.inner, str) else self.inner
         if inner is not None and not (inner and all(isinstance(a, str) for a in inner)):
             raise TypeError(f"LayerInfo: inner must be an attribute name or a tuple of them; got {self.inner!r}.")
@@ -208,8 +213,6 @@ class LayerInfo:
         if self.inner is None:
             return ()
         return (self.inner,) if isinstance(self.inner, str) else tuple(self.inner)
-        if self.unfold is not None and not callable(self.unfold):
-            raise TypeError(f"LayerInfo: unfold must be callable or None; got {self.unfold!r}.")
 
     @property
     def output_kernel(self):

@@ -5,6 +5,9 @@ layer's `call` intercepted, turns each input into rows with the layer's
 registered `unfold`, and sums `XᵀX` (SparseGPT) or the squared column norms
 (Wanda). Only the statistic is kept, never the activations, so memory is
 one `(kernel_size, kernel_size)` matrix per layer whatever the data size.
+A grouped `unfold` (rows `(positions, groups, k)`: depthwise and grouped
+convolutions) gives one statistic per group, `(groups, k, k)` or
+`(groups, k)`.
 Because the model runs as it is, the inputs come from the layers already
 pruned before it: the sequential order of SparseGPT.
 
@@ -20,6 +23,9 @@ from keras import ops
 
 def input_statistics(model, owner, unfold, batches, full=True):
     """`(Σ XᵀX, rows)` (or `(Σ_rows x², rows)` with `full=False`) of `owner`'s inputs.
+
+    Per group when `unfold` gives `(positions, groups, k)` rows:
+    `(groups, k, k)` (or `(groups, k)`).
 
     Args:
         model: the model that calls `owner` (directly or inside sublayers).
@@ -41,7 +47,7 @@ def input_statistics(model, owner, unfold, batches, full=True):
         except ValueError as error:  # Keras rewraps errors raised in call: keep the original
             state["error"] = error
             raise
-        stat = ops.matmul(ops.transpose(rows), rows) if full else ops.sum(ops.square(rows), axis=0)
+        stat = _statistic(rows, full)
         state["sum"] = stat if state["sum"] is None else state["sum"] + stat
         state["rows"] += int(rows.shape[0])
         return original(inputs, *args, **kwargs)
@@ -62,3 +68,12 @@ def input_statistics(model, owner, unfold, batches, full=True):
             f"{owner.name!r}; is the layer used in the model's forward pass?"
         )
     return state["sum"], state["rows"]
+
+
+def _statistic(rows, full):
+    """`XᵀX` or the squared column norms of `(positions, k)` rows; per group for `(positions, groups, k)`."""
+    if not full:
+        return ops.sum(ops.square(rows), axis=0)
+    if len(rows.shape) == 3:
+        return ops.einsum("pgi,pgj->gij", rows, rows)
+    return ops.matmul(ops.transpose(rows), rows)
