@@ -234,7 +234,7 @@ PRUNE_FLAGS = [  # (flag values, message)
     (["--granularity", "2:8"], r"--granularity 2:8 .*does not fit --model lenet5"),
     (["--granularity", "4:2"], "granularity"),
     (["--granularity", "blocks"], "unknown granularity"),
-    (["--granularity", "channel", "--scope", "sideways"], "--scope must be 'layer' or 'global'"),
+    (["--granularity", "channel", "--scope", "sideways"], "--scope must be 'layer', 'global' or 'erk'"),
     (["--model", "resnet999"], "unknown --model 'resnet999'"),
     (["--data", "imagenet_typo"], "unknown --data 'imagenet_typo': not a built-in"),
     (["--method", "obd"], "unknown --method 'obd'"),

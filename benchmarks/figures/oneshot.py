@@ -107,13 +107,23 @@ def oneshot_targets():
             continue
         magnitude = _row(data, model, pattern, "magnitude", 512)
         versus = f"; one-shot magnitude {num(magnitude['drop_pt'], 2)}" if magnitude else ""
-        erk = _row(data, model, pattern, "sparsegpt", 512, "erk")
-        spread = "" if erk is None else (
-            f"; with the ERK spread of the same {PATTERNS[pattern]} of all kernel weights: drop "
-            f"{num(erk['drop_pt'], 2)} pt ({'met' if erk['drop_pt'] <= limit else 'missed'})")
-        lines.append(f"- {model} at {PATTERNS[pattern]}: SparseGPT drop {num(r['drop_pt'], 2)} pt with "
-                     f"{PATTERNS[pattern]} in every layer (target ≤ {num(limit, 1)}: "
-                     f"{'met' if r['drop_pt'] <= limit else 'missed'}){spread}{versus}.")
+        control = data["dense"][model].get("accuracy_bn_reestimated")
+
+        def verdict(row, what):
+            text = (f"{what}: drop {num(row['drop_pt'], 2)} pt "
+                    f"({'met' if row['drop_pt'] <= limit else 'missed'}")
+            if control is not None:  # the drop against the dense model with its BN re-estimated the same way
+                text += f"; {num(100 * (control - row['accuracy']), 2)} pt below the BN-re-estimated dense control"
+            return text + ")"
+
+        parts = [verdict(r, f"{PATTERNS[pattern]} in every layer")]
+        for variant, what in (("refit", "with the least-squares refit"),
+                              ("erk", f"the same {PATTERNS[pattern]} of all kernel weights spread by ERK")):
+            extra = _row(data, model, pattern, "sparsegpt", 512, variant)
+            if extra is not None:
+                parts.append(verdict(extra, what))
+        lines.append(f"- {model} at {PATTERNS[pattern]} (target ≤ {num(limit, 1)} pt), SparseGPT with 512 images: "
+                     + "; ".join(parts) + f"{versus}.")
     return "\n".join(lines)
 
 

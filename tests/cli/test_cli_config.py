@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+import tfprune
 from tfprune.cli import config, methods, parse
 from tfprune.cli.args import UsageError, prune_parser
 
@@ -32,6 +33,18 @@ def test_block_shape_from_the_file_or_the_command_line_reaches_the_spec(tmp_path
         methods.resolve_method_options(args)
         spec = methods.spec_of(args)
         assert (spec.kind, spec.block_shape, spec.target) == ("block", shape, 0.9)
+
+
+def test_scope_erk_spreads_the_sparsity_over_the_model_by_layer_size():
+    args = parse(["prune", "--sparsity", "0.7", "--scope", "erk"])
+    methods.resolve_method_options(args)
+    model = tfprune.models.lenet5()
+    spec = methods.spec_of(args, model)
+    assert spec.target == tfprune.erk_sparsity(model, 0.7).target
+    assert spec.target["fc1"] > 0.7 > spec.target.get("conv1", 0.0)  # the big layer takes the cut
+    args = parse(["prune", "--scope", "erk", "--granularity", "2:4"])
+    with pytest.raises(UsageError, match="--scope erk spreads one fraction over the layers"):
+        methods.resolve_method_options(args)
 
 
 def test_the_command_line_overrides_the_file(tmp_path):

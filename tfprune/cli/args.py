@@ -113,7 +113,9 @@ def add_prune_arguments(p):
     target.add_argument("--granularity", default=None, help="unstructured (default), channel, block or N:M")
     target.add_argument("--block-shape", default=None,
                         help="--granularity block: outputs x inputs of a block (default 1x4; 1x16 for int8 TFLite)")
-    target.add_argument("--scope", default=None, help="layer (default) or global")
+    target.add_argument("--scope", default=None,
+                        help="layer (default), global, or erk (--sparsity of all kernel weights, spread by layer "
+                             "size: small layers stay denser)")
     target.add_argument("--shrink", action="store_true",
                         help="remove the pruned channels (channel granularity; tapering always shrinks)")
 

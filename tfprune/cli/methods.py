@@ -95,10 +95,15 @@ def method_factories():
     }
 
 
-def spec_of(args):
-    """The spec `tfprune.wrap` gets: a `Budget` for tapering, else a `Sparsity`."""
+def spec_of(args, model=None):
+    """The spec `tfprune.wrap` gets: a `Budget` for tapering, else a `Sparsity`.
+
+    `--scope erk` needs `model`: its per-layer targets come from the kernels' shapes.
+    """
     if args.method == "tapering":
         return tfprune.Budget(args.budget, gate_lr_multiplier=args.gate_lr_multiplier or 10.0)
+    if args.scope == "erk":
+        return tfprune.erk_sparsity(model, args.sparsity, granularity=args.granularity)
     n_m = args.granularity.count(":")
     return tfprune.Sparsity(None if n_m else args.sparsity, granularity=args.granularity, scope=args.scope,
                             block_shape=block_shape(args))
@@ -130,8 +135,11 @@ def resolve_method_options(args):
             spec_lib.parse_granularity(args.granularity)
         except ValueError as err:
             raise UsageError(str(err)) from None
-        if args.scope not in spec_lib.SCOPES:
-            raise UsageError(f"--scope must be 'layer' or 'global'; got {args.scope!r}")
+        if args.scope not in spec_lib.SCOPES + ("erk",):
+            raise UsageError(f"--scope must be 'layer', 'global' or 'erk'; got {args.scope!r}")
+        if args.scope == "erk" and args.granularity not in ("unstructured", "block"):
+            raise UsageError(f"--scope erk spreads one fraction over the layers; --granularity {args.granularity} "
+                             "fixes each layer's own (use --scope layer)")
         if args.block_shape is not None and args.granularity != "block":
             raise UsageError(f"--block-shape applies to --granularity block only; got --granularity {args.granularity}")
         block_shape(args)  # a bad value fails here, before any data

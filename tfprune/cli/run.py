@@ -46,7 +46,7 @@ class Plan:
 def _check_model_fits(args, model):
     """Wraps the model with the spec: N:M on unfit layers or an unreachable budget fails here, before any data."""
     try:
-        tfprune.wrap(model, methods.spec_of(args))
+        tfprune.wrap(model, methods.spec_of(args, model))
     except ValueError as err:
         reason = str(err).splitlines()[0].split(" Exclude this layer")[0]
         if args.method == "tapering":
@@ -140,11 +140,11 @@ def run_prune(args, plan):
         dense_report = tfprune.summary(model)
         dense_export = deploy.export_dense(model, work, args) if args.latency_repeats else None
 
-        spec = methods.spec_of(args)
+        spec = methods.spec_of(args, model)
         tapering = args.method == "tapering"
         hyperspherical = args.method == "hyperspherical"
         oneshot = args.method in ONESHOT_METHODS
-        goal = f"{args.budget:.0%} of the dense MACs" if tapering else f"sparsity {spec.target:g}"
+        goal = f"{args.budget:.0%} of the dense MACs" if tapering else f"sparsity {args.sparsity:g}"
         if hyperspherical:  # unit-norm layers; outputs unchanged
             model = tfprune.layers.to_hyperspherical(model)
         if oneshot:  # no pruning epochs: the masks are the one-shot zeros, kept by the fine-tune
