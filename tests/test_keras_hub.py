@@ -138,6 +138,17 @@ def test_gemma_n_m_runs_along_each_projection_input_axis():
         assert np.all(groups.sum(axis=-1) == 2), w.name
 
 
+@pytest.mark.tf_only  # one-shot's JAX solvers are checked in tests/methods/test_oneshot_solvers.py
+def test_one_shot_sparsegpt_solves_every_gemma_projection_from_named_inputs():
+    model, _ = gemma()
+    tokens = {"token_ids": RNG.integers(0, 64, (16, 8)).astype("int32"), "padding_mask": np.ones((16, 8), "int32")}
+    result = tfprune.prune_oneshot(model, tokens, tfprune.Sparsity(0.5, exclude=[".*embedding.*"]), batch_size=8,
+                                   verbose=0)
+    # q/k/v ("btd,ndh->btnh": the kernel's middle axis contracted), output and the gated FFN: 7 per block.
+    assert len(result.kernels) == 14 and {k.method for k in result.kernels} == {"sparsegpt"}
+    assert all(k.sparsity == 0.5 and 0 < k.error < 1 for k in result.kernels)
+
+
 @slow_on_jax
 def test_a_method_prunes_inside_the_blocks_during_fit():
     keras.utils.set_random_seed(0)

@@ -61,11 +61,25 @@ def test_attention_projections_unfold_through_einsum_dense():
         np.testing.assert_allclose(out, y.reshape(rows.shape[0], -1), atol=1e-5)
 
 
-def test_an_equation_with_another_contraction_is_refused():
+@pytest.mark.parametrize("equation, input_shape, output_shape", [
+    ("btd,ndh->btnh", (2, 5, 6), (5, 2, 4)),   # Gemma's query projection: the contracted axis is in the middle
+    ("abc,bd->acd", (2, 4, 5), (5, 3)),        # the contracted input axis is not the last
+    ("...d,dh->...h", (2, 3, 6), 4),           # a leading ellipsis
+])
+def test_any_contracted_axes_unfold_with_the_kernel_in_their_order(equation, input_shape, output_shape):
+    layer = keras.layers.EinsumDense(equation, output_shape=output_shape)
+    x = np.random.default_rng(2).normal(size=input_shape).astype("float32")
+    y = to_numpy(layer(x))
+    rows = to_numpy(unfold.einsum_rows(layer, x))
+    kernel = np.transpose(to_numpy(layer.kernel), unfold.einsum_kernel_order(layer))
+    np.testing.assert_allclose(rows @ kernel.reshape(rows.shape[1], -1), y.reshape(rows.shape[0], -1), atol=1e-5)
+
+
+def test_an_equation_with_a_per_slice_kernel_axis_is_refused():
     layer = keras.layers.EinsumDense("ab,bc->ac", output_shape=3)
     layer.build((2, 4))
     assert to_numpy(unfold.einsum_rows(layer, np.ones((2, 4), "float32"))).shape == (2, 4)
-    odd = keras.layers.EinsumDense("abc,bd->acd", output_shape=(5, 3))
+    odd = keras.layers.EinsumDense("abc,bcd->abd", output_shape=(4, 3))  # b: in the input, kernel and output
     odd.build((2, 4, 5))
     with pytest.raises(ValueError, match="not of that form"):
         unfold.einsum_rows(odd, np.ones((2, 4, 5), "float32"))

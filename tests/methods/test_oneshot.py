@@ -129,14 +129,35 @@ def test_a_wrapped_model_is_refused_and_global_magnitude_works():
 
 def test_a_layer_whose_inputs_do_not_unfold_falls_back_to_magnitude_with_a_warning():
     inputs = keras.Input((5, 6))
-    # The kernel (heads, d_model, dim) does not start with the contracted axis: no rows of it.
-    h = keras.layers.EinsumDense("btd,ndh->btnh", output_shape=(5, 2, 4), name="proj")(inputs)
+    # `b` is an axis of the input, the kernel and the output: a kernel per slice, no rows of one matrix.
+    h = keras.layers.EinsumDense("abc,bcd->abd", output_shape=(5, 4), name="proj")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(3, name="out")(keras.layers.Flatten()(h)))
     x = np.random.default_rng(0).normal(size=(32, 5, 6)).astype("float32")
     with pytest.warns(UserWarning, match="'proj'.*pruned by magnitude instead"):
         result = tfprune.prune_oneshot(model, x, tfprune.Sparsity(0.5), verbose=0)
     assert [k.method for k in result.kernels] == ["magnitude", "sparsegpt"]
     assert all(k.sparsity == pytest.approx(0.5, abs=0.02) for k in result.kernels)
+
+
+def test_a_projection_contracting_a_middle_kernel_axis_is_solved():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((5, 8))
+    # keras-hub's Gemma query projection: kernel (heads, d_model, head_dim), d_model contracted.
+    h = keras.layers.EinsumDense("btd,ndh->btnh", output_shape=(5, 2, 4), name="proj")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(keras.layers.Flatten()(h)))
+    x = np.random.default_rng(0).normal(size=(64, 5, 8)).astype("float32")
+    results = {m: tfprune.prune_oneshot(model, x, tfprune.Sparsity(0.5), method=m, verbose=0)
+               for m in ("sparsegpt", "magnitude")}
+    proj = results["sparsegpt"].kernels[0]
+    assert (proj.layer, proj.method, proj.sparsity) == ("proj", "sparsegpt", 0.5)
+    def proj_output(m):
+        return to_numpy(keras.Model(m.inputs, m.get_layer("proj").output)(x))
+
+    outputs = {m: proj_output(r.model) for m, r in results.items()}
+    dense = proj_output(model)
+    errors = {m: float(np.sum((o - dense) ** 2) / np.sum(dense**2)) for m, o in outputs.items()}
+    assert proj.error == pytest.approx(errors["sparsegpt"], rel=1e-3)  # the report measures the real layer
+    assert errors["sparsegpt"] < errors["magnitude"], errors
 
 
 def test_the_one_shot_model_seeds_a_masked_fine_tune(trained):

@@ -52,6 +52,7 @@ _register_keras(
         (KernelSpec("kernel", "out_last", 0, None),),
         kernels_for=_einsum_kernels,
         unfold=unfold.einsum_rows,
+        unfold_order=unfold.einsum_kernel_order,
     ),
 )
 # The four projections; N:M along the model dimension (q/k/v) and value_dim

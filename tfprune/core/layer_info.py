@@ -160,6 +160,10 @@ class LayerInfo:
             `g` meeting `kernel.reshape(k, groups, -1)[:, g]`; one `XᵀX` is
             kept per group. `None`: the layer is pruned one-shot by
             magnitude only.
+        unfold_order: when the rows of `unfold` do not meet the kernel's
+            leading axes, a function `layer -> axes` giving the kernel's axes
+            in the order they do (the kernel is transposed to it before the
+            reshape above); `None`: the stored order.
         kernels_for: for a class whose kernel axes depend on the layer, a
             function `layer -> tuple of KernelSpec` used for instances
             (`EinsumDense` reads its input axis from its equation);
@@ -181,6 +185,7 @@ class LayerInfo:
     elementwise: object = True
     affine: object = None
     unfold: object = None
+    unfold_order: object = None
     kernels_for: object = None
 
     def __post_init__(self):
@@ -201,8 +206,9 @@ class LayerInfo:
             raise TypeError(f"LayerInfo: to_plain must be callable or None; got {self.to_plain!r}.")
         if self.affine is not None and not callable(self.affine):
             raise TypeError(f"LayerInfo: affine must be callable or None; got {self.affine!r}.")
-        if self.unfold is not None and not callable(self.unfold):
-            raise TypeError(f"LayerInfo: unfold must be callable or None; got {self.unfold!r}.")
+        for name in ("unfold", "unfold_order"):
+            if getattr(self, name) is not None and not callable(getattr(self, name)):
+                raise TypeError(f"LayerInfo: {name} must be callable or None; got {getattr(self, name)!r}.")
         inner = (self.inner,) if isinstance(self.inner, str) else self.inner
         if inner is not None and not (inner and all(isinstance(a, str) for a in inner)):
             raise TypeError(f"LayerInfo: inner must be an attribute name or a tuple of them; got {self.inner!r}.")

@@ -18,7 +18,8 @@ every backend.
 - `depthwise_rows`: the taps of each input channel of a depthwise
   convolution, one group per channel;
 - `einsum_rows`: the input axes an `EinsumDense` contracts with its
-  kernel's leading axes (attention projections).
+  kernel (attention projections, keras-hub's `"btd,ndh->btnh"` included);
+  `einsum_kernel_order` gives the kernel's axes in the rows' order.
 
 Example:
 
@@ -116,24 +117,40 @@ def _gather_patches(x, size, strides, dilation, padding):
     return ops.concatenate(taps, axis=-1)
 
 
-def einsum_rows(layer, inputs):
-    """The input axes that an `EinsumDense` kernel's leading axes contract, flattened.
-
-    Handles equations whose kernel starts with the input's trailing axes,
-    in order (`"abc,cd->abd"`, `"abcd,cde->abe"`: every attention
-    projection in Keras and keras-hub).
-    """
+def _einsum_axes(layer):
+    """`(input axes, kernel axes, contracted axes in kernel order)` of an `EinsumDense` equation."""
     left, out = layer.equation.split("->")
     x_axes, k_axes = left.split(",")
-    contracted = next(
-        (c for c in range(min(len(x_axes), len(k_axes)), 0, -1)
-         if x_axes[-c:] == k_axes[:c] and not set(k_axes[:c]) & set(out)),
-        0,
-    )
-    if not contracted:
+    batch = x_axes.startswith("...")
+    x_axes = x_axes[3:] if batch else x_axes
+    contracted = [a for a in k_axes if a in x_axes and a not in out]
+    shared = [a for a in k_axes if a in x_axes and a in out]  # a per-slice (batched) kernel axis
+    if not contracted or shared or "." in x_axes + k_axes:
         raise UnfoldError(
-            f"layer {layer.name!r}: one-shot calibration needs the EinsumDense kernel's leading axes to be the "
-            f"input's trailing axes; equation {layer.equation!r} is not of that form."
+            f"layer {layer.name!r}: one-shot calibration needs an EinsumDense whose kernel axes are either "
+            f"contracted with the input or new output axes; equation {layer.equation!r} is not of that form."
         )
-    width = math.prod(inputs.shape[len(inputs.shape) - contracted :])
-    return ops.reshape(ops.cast(inputs, "float32"), (-1, width))
+    return x_axes, k_axes, contracted
+
+
+def einsum_rows(layer, inputs):
+    """The input axes that an `EinsumDense` kernel contracts, flattened in the kernel's order.
+
+    Every axis of the input the kernel does not contract becomes rows. The
+    kernel is read with its contracted axes first (`einsum_kernel_order`),
+    so `"btd,ndh->btnh"` (Gemma's query projection: `d` is the kernel's
+    middle axis) works as `"abc,cd->abd"` does.
+    """
+    x_axes, _, contracted = _einsum_axes(layer)
+    offset = len(inputs.shape) - len(x_axes)  # axes of a leading "..."
+    position = {a: offset + i for i, a in enumerate(x_axes)}
+    rows = list(range(offset)) + [position[a] for a in x_axes if a not in contracted]
+    x = ops.transpose(ops.cast(inputs, "float32"), rows + [position[a] for a in contracted])
+    width = math.prod(x.shape[len(x.shape) - len(contracted):])
+    return ops.reshape(x, (-1, width))
+
+
+def einsum_kernel_order(layer):
+    """The `EinsumDense` kernel's axes in the order `einsum_rows` multiplies them: contracted first."""
+    _, k_axes, contracted = _einsum_axes(layer)
+    return tuple(k_axes.index(a) for a in contracted) + tuple(i for i, a in enumerate(k_axes) if a not in contracted)

@@ -171,7 +171,8 @@ def count_foldable(model):
 
 
 def input_batches(data, batch_size=64):
-    """An iterator over the input batches of a dataset, an (x, y) tuple, an array or an iterable of batches."""
+    """An iterator over the input batches of a dataset, an (x, y) tuple, an array, a dict of arrays (named
+    inputs) or an iterable of batches."""
     return iter(_batches(data, int(batch_size)))
 
 
@@ -182,6 +183,11 @@ def _batches(data, batch_size):
     if hasattr(data, "shape") and hasattr(data, "__getitem__"):
         for start in range(0, len(data), batch_size):
             yield data[start : start + batch_size]
+        return
+    if isinstance(data, dict) and data and all(hasattr(v, "shape") for v in data.values()):
+        # Named inputs (keras-hub's {"token_ids": ..., "padding_mask": ...}): batches of every array at once.
+        for start in range(0, len(next(iter(data.values()))), batch_size):
+            yield {name: value[start : start + batch_size] for name, value in data.items()}
         return
     for item in data:
         yield item[0] if isinstance(item, (tuple, list)) else item

@@ -214,8 +214,9 @@ def prune_oneshot(model, data, spec, method="sparsegpt", calibration_steps=None,
         if stat is None:
             new, used, error = _magnitude(variable, kernel_spec, spec, target, threshold), "magnitude", None
         else:
+            order = info.unfold_order(owner) if info.unfold_order is not None else None
             new, error = _solve(method, variable, stat, _pattern(spec, target), damping, block_size, owner.name,
-                                full, refit)
+                                full, refit, order)
             used = method + ("+refit" if refit else "")
         variable.assign(ops.cast(new, variable.dtype))
         stale_batch_norms = True
@@ -319,10 +320,16 @@ def _as_kernel(new, shape, groups):
     return ops.reshape(ops.transpose(new) if groups is None else ops.transpose(new, (2, 0, 1)), shape)
 
 
-def _solve(method, variable, stat, pattern, damping, block_size, name, full, refit):
-    """The new kernel and its output error (`None` for Wanda without the full `XᵀX`)."""
+def _solve(method, variable, stat, pattern, damping, block_size, name, full, refit, order=None):
+    """The new kernel and its output error (`None` for Wanda without the full `XᵀX`).
+
+    `order`: the kernel's axes in the order its rows meet them (`LayerInfo.unfold_order`), or `None`.
+    """
     groups = stat.shape[0] if len(stat.shape) == (3 if full else 2) else None
-    w = _as_matrix(ops.cast(variable.value, "float32"), stat.shape[-1], groups)
+    value = ops.cast(variable.value, "float32")
+    if order is not None:
+        value = ops.transpose(value, order)
+    w = _as_matrix(value, stat.shape[-1], groups)
     if method == "sparsegpt":
         new, keep = solvers.sparsegpt(w, stat, pattern, block_size=block_size, damping=damping, name=name)
     else:
@@ -331,7 +338,10 @@ def _solve(method, variable, stat, pattern, damping, block_size, name, full, ref
     if refit:
         new = solvers.least_squares(w, stat, keep, damping=damping)
     error = solvers.reconstruction_error(w, new, stat) if full else None
-    return _as_kernel(new, tuple(variable.shape), groups), error
+    new = _as_kernel(new, tuple(value.shape), groups)
+    if order is not None:
+        new = ops.transpose(new, [order.index(axis) for axis in range(len(order))])
+    return new, error
 
 
 def _magnitude(variable, kernel_spec, spec, target, threshold):
