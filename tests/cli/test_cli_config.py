@@ -47,6 +47,16 @@ def test_scope_erk_spreads_the_sparsity_over_the_model_by_layer_size():
         methods.resolve_method_options(args)
 
 
+def test_refit_is_a_one_shot_switch_in_the_file_and_on_the_command_line(tmp_path):
+    path = _write(tmp_path, 'method = "sparsegpt"\nrefit = true\n')
+    args = parse(["prune", "--config", path])
+    methods.resolve_method_options(args)
+    assert args.refit is True
+    args = parse(["prune", "--refit"])  # --method magnitude
+    with pytest.raises(UsageError, match="--refit does not apply to --method magnitude"):
+        methods.resolve_method_options(args)
+
+
 def test_the_command_line_overrides_the_file(tmp_path):
     path = _write(tmp_path, 'sparsity = 0.5\nbatch_size = 16\nout = "from_file"\n')
     args = parse(["prune", "--config", path, "--sparsity", "0.7"])

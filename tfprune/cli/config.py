@@ -34,7 +34,8 @@ def _actions(parser):
 def _convert(path, key, value, action):
     flag = "--" + key.replace("_", "-")
     where = f"--config {path}: key {key!r}"
-    if isinstance(action, argparse._StoreTrueAction):
+    if isinstance(action, argparse._StoreTrueAction) or (  # a switch; --refit's default is None: "not given"
+            isinstance(action, argparse._StoreConstAction) and action.const is True):
         if not isinstance(value, bool):
             raise UsageError(f"{where} is the switch {flag}: write true or false; got {value!r}")
         return value

@@ -35,6 +35,7 @@ METHOD_OPTIONS = {
     "dual_lr": ("tapering",),
     "calibration": ONESHOT_METHODS,
     "damping": ("sparsegpt",),
+    "refit": ONESHOT_METHODS,
     "sparsity": ("magnitude", "admm", "slr", "hyperspherical") + ONESHOT_METHODS,
     "granularity": ("magnitude", "admm", "slr", "hyperspherical") + ONESHOT_METHODS,
     "scope": ("magnitude", "admm", "slr", "hyperspherical") + ONESHOT_METHODS,

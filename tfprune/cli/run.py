@@ -102,7 +102,7 @@ def _oneshot(model, train, spec, args):
     """`prune_oneshot` on `--calibration` training images, wrapped with masks equal to its zeros."""
     images = deploy.calibration_images(train, args.calibration)
     result = tfprune.prune_oneshot(model, images, spec, method=args.method, damping=args.damping or 0.01,
-                                   verbose=min(args.verbose, 1))
+                                   refit=bool(args.refit), verbose=min(args.verbose, 1))
     if args.verbose:
         print(result)
     return result.wrap()
