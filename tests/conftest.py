@@ -16,6 +16,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 BACKEND = keras.backend.backend()
+# A test that is covered in the TF default run and is slow under JAX: it runs in JAX's slow phase.
+slow_on_jax = pytest.mark.slow if BACKEND == "jax" else pytest.mark.skipif(False, reason="")
 # The repository root (tests live in tests/<package>/).
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

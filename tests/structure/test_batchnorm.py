@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from conftest import slow_on_jax
 from keras import layers as L
 
 import tfprune
@@ -113,6 +114,7 @@ def test_zoo_models_fold_every_bn(name):
     assert_same_outputs(model, folded, (32, 32, 3), atol=1e-4)
 
 
+@slow_on_jax  # ~20 s under JAX
 def test_folds_a_shrunk_model():
     model = tfprune.wrap(
         tfprune.models.resnet18_cifar(width_multiplier=0.125),

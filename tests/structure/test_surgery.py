@@ -5,6 +5,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from conftest import slow_on_jax
 from keras import layers as L
 
 import tfprune
@@ -114,6 +115,7 @@ def _mixed_model():
     return keras.Model(inp, out)
 
 
+@slow_on_jax  # ~20 s under JAX
 def test_shrink_mixed_graph_equals_masked_model():
     model = _mixed_model()
     _random_bn_stats(model)
@@ -241,6 +243,7 @@ def test_sigmoid_zero_channel_is_not_removed():
     assert surgery.removed_channels(model) == {}
 
 
+@slow_on_jax  # ~20 s under JAX
 def test_channel_lifecycle_wrap_hard_prune_strip_shrink():
     model = _mixed_model()
     _random_bn_stats(model)
