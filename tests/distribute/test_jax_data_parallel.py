@@ -18,6 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 pytestmark = pytest.mark.tf_only
 
 
+@pytest.mark.slow  # ~60 s: a JAX subprocess with simulated devices
 def test_data_parallel_masks_and_state_equal_one_device(tmp_path):
     env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2",
                TF_CPP_MIN_LOG_LEVEL="2")

@@ -65,6 +65,7 @@ def _lifecycle(case, tmp_path):
     return removed
 
 
+@pytest.mark.slow  # ~50 s; the default run keeps test_ufld_lifecycle as the detectors' lifecycle check
 @pytest.mark.tf_only
 def test_yolov3_tiny_lifecycle_shrinks_through_routes(tmp_path):
     removed = _lifecycle(lambda: _yolo(tfprune.models.yolov3_tiny, 0.125), tmp_path)
